@@ -1,0 +1,256 @@
+//! Every setting of the gateway: its flag, its environment variable, its default, its meaning.
+//!
+//! The doc comment of each field is its `--help` text. Values are checked here, at start-up, so a
+//! bad setting stops the process with a message naming the setting instead of failing later.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// An authenticating, validating, OpenAI-compatible gateway in front of a local Ollama server.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "ollama-gateway", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Ollama's base URL.
+    #[arg(long, env = "OLLAMA_URL", default_value = "http://127.0.0.1:11434", value_parser = parse_base_url)]
+    pub ollama_url: String,
+
+    /// Bound on a non-streamed answer, and on time-to-first-byte and each gap of a stream.
+    /// Seconds, or a number with a unit: `300`, `90s`, `5m`.
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", default_value = "300", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Comma-separated API keys accepted as `Authorization: Bearer <key>`.
+    #[arg(
+        long,
+        env = "GATEWAY_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<Secret>,
+
+    /// One more API key (the variable the common FastAPI proxy used).
+    #[arg(long, env = "OLLAMA_API_KEY", hide_env_values = true)]
+    pub ollama_api_key: Option<Secret>,
+
+    /// TOML file with named keys and per-key settings (see README).
+    #[arg(long, env = "GATEWAY_CONFIG")]
+    pub config_file: Option<PathBuf>,
+
+    /// `on` requires a key on every protected route; `off` disables authentication entirely.
+    #[arg(long, env = "GATEWAY_AUTH", value_enum, default_value = "on")]
+    pub auth: AuthMode,
+
+    /// Comma-separated model patterns with `*` wildcards; empty allows every model.
+    /// `llama3.2` also matches `llama3.2:latest`.
+    #[arg(long, env = "GATEWAY_ALLOWED_MODELS", value_delimiter = ',')]
+    pub allowed_models: Vec<String>,
+
+    /// Enable Ollama's administrative endpoints (pull, push, delete, copy, create, blobs)
+    /// for keys marked `admin = true`.
+    #[arg(long, env = "GATEWAY_ALLOW_ADMIN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_admin: bool,
+
+    /// Largest accepted request body, in bytes or with a unit (`32MiB`, `512KiB`).
+    #[arg(long, env = "GATEWAY_MAX_BODY", default_value = "32MiB", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// Requests per minute allowed per key (0 = unlimited).
+    #[arg(long, env = "GATEWAY_RATE_LIMIT", default_value_t = 600)]
+    pub rate_limit: u32,
+
+    /// Burst size per key: requests allowed at once before the per-minute rate applies.
+    #[arg(long, env = "GATEWAY_RATE_BURST", default_value_t = 60)]
+    pub rate_burst: u32,
+
+    /// Requests per minute allowed for all keys together (0 = unlimited).
+    #[arg(long, env = "GATEWAY_GLOBAL_RATE_LIMIT", default_value_t = 0)]
+    pub global_rate_limit: u32,
+
+    /// Concurrent requests (including open streams) allowed per key (0 = unlimited).
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT", default_value_t = 32)]
+    pub max_concurrent: u32,
+
+    /// Comma-separated origins allowed by CORS (`*` for any); empty disables CORS headers.
+    #[arg(long, env = "GATEWAY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Log format.
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// How long in-flight requests and streams may run on after SIGTERM/SIGINT.
+    #[arg(long, env = "GATEWAY_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Serve `/metrics` without a key.
+    #[arg(long, env = "GATEWAY_METRICS_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub metrics_open: bool,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Ask the gateway at GATEWAY_LISTEN for `/health`; exit 0 if it answers 200 (for container
+    /// health checks, which then need no curl in the image).
+    Healthcheck,
+}
+
+impl Config {
+    /// Defaults for everything, as if no flag or variable were set (used by tests).
+    pub fn defaults() -> Self {
+        Self::parse_from(["ollama-gateway"])
+    }
+}
+
+/// Whether authentication is enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    On,
+    Off,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is compared or hashed.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.trim().to_owned()))
+    }
+}
+
+/// `300`, `300s`, `5m`, `1h`, `250ms` → a duration.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{value}' is not a duration (use e.g. 300, 90s, 5m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("'{value}' is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `1048576`, `512KiB`, `32MiB`, `1GiB` (also KB/MB/GB, read as binary units) → bytes.
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("'{value}' is not a size (use e.g. 1048576 or 32MiB)"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit '{other}' (use KiB, MiB or GiB)")),
+    };
+    number
+        .checked_mul(factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("'{value}' is not a usable size"))
+}
+
+/// Check an upstream base URL and drop a trailing slash.
+fn parse_base_url(value: &str) -> Result<String, String> {
+    let url =
+        reqwest::Url::parse(value.trim()).map_err(|e| format!("'{value}' is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("'{value}' must be an http:// or https:// URL"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 fortnights").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_accept_units() {
+        assert_eq!(parse_size("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("sk-very-secret");
+        assert!(!format!("{secret:?}").contains("very"));
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::defaults();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.ollama_url, "http://127.0.0.1:11434");
+        assert_eq!(config.upstream_timeout, Duration::from_secs(300));
+        assert_eq!(config.max_body, 32 << 20);
+        assert_eq!(config.auth, AuthMode::On);
+    }
+}

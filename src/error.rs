@@ -1,0 +1,323 @@
+//! One error type for the whole gateway, and the two shapes it renders into.
+//!
+//! Every failure a client can see is a [`GatewayError`]. Where it is rendered decides the shape:
+//! the OpenAI surface (`/v1/*`) answers `{"error":{"message","type","param","code"}}`, the
+//! Ollama-shaped surfaces (`/chat`, `/models`, `/api/*`) answer Ollama's `{"error":"..."}`.
+//! Upstream URLs, hosts and transport details are logged where they happen and never end up in
+//! a message: the variants that describe upstream trouble carry no such text.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The request is malformed or a value is out of range. `param` names the field.
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    /// The body is larger than the configured limit.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    /// No key, or a key the gateway does not know.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The key may not use this model.
+    #[error("model '{0}' is not allowed for this API key")]
+    ModelNotAllowed(String),
+    /// The route exists but is refused for this key (administrative endpoints).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A rate limit or concurrency cap was hit.
+    #[error("rate limit exceeded ({scope}); retry after {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        scope: &'static str,
+        retry_after: Duration,
+        limit: u32,
+    },
+    /// No such route.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// Ollama does not know the model.
+    #[error("{message}")]
+    ModelNotFound { message: String },
+    /// Ollama answered with an error status; its message is passed on.
+    #[error("{message}")]
+    Upstream { status: StatusCode, message: String },
+    /// Ollama could not be reached at all.
+    #[error("the model server is unreachable")]
+    UpstreamUnavailable,
+    /// Ollama did not answer (or stopped sending) within the upstream timeout.
+    #[error("the model server did not answer within {} s", .0.as_secs())]
+    UpstreamTimeout(Duration),
+    /// Ollama's stream broke off (connection lost, or EOF before the `done` line).
+    #[error("the model server ended the stream before it was complete")]
+    UpstreamInterrupted,
+    /// Ollama sent something that is not in its own wire format.
+    #[error("the model server sent a malformed response")]
+    UpstreamProtocol,
+    /// The gateway is shutting down and ended this stream.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    /// A bug or an unexpected failure inside the gateway.
+    #[error("internal gateway error")]
+    Internal,
+}
+
+impl GatewayError {
+    /// A 400 naming the offending field.
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::ModelNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RouteNotFound(_) | Self::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Upstream { status, .. } => *status,
+            Self::UpstreamUnavailable | Self::UpstreamProtocol | Self::UpstreamInterrupted => {
+                StatusCode::BAD_GATEWAY
+            }
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    pub fn openai_type(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::ModelNotFound { .. }
+            | Self::RouteNotFound(_) => "invalid_request_error",
+            Self::Unauthorized(_) => "authentication_error",
+            Self::ModelNotAllowed(_) | Self::Forbidden(_) => "permission_error",
+            Self::RateLimited { .. } => "rate_limit_error",
+            Self::Upstream { status, .. } if status.is_client_error() => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// OpenAI's `error.code`: a stable machine-readable reason where there is one.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidRequest { .. } => Some("invalid_value"),
+            Self::BodyTooLarge { .. } => Some("request_too_large"),
+            Self::Unauthorized(_) => Some("invalid_api_key"),
+            Self::ModelNotAllowed(_) => Some("model_not_allowed"),
+            Self::Forbidden(_) => Some("forbidden"),
+            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
+            Self::RouteNotFound(_) => Some("unknown_url"),
+            Self::ModelNotFound { .. } => Some("model_not_found"),
+            Self::Upstream { .. } => None,
+            Self::UpstreamUnavailable => Some("upstream_unavailable"),
+            Self::UpstreamTimeout(_) => Some("upstream_timeout"),
+            Self::UpstreamProtocol => Some("upstream_protocol_error"),
+            Self::UpstreamInterrupted => Some("upstream_interrupted"),
+            Self::ShuttingDown => Some("shutting_down"),
+            Self::Internal => Some("internal_error"),
+        }
+    }
+
+    fn param(&self) -> Option<String> {
+        match self {
+            Self::InvalidRequest { param, .. } => param.clone(),
+            Self::ModelNotAllowed(_) | Self::ModelNotFound { .. } => Some("model".into()),
+            _ => None,
+        }
+    }
+
+    /// The OpenAI error body, also used for SSE `error` events.
+    pub fn openai_body(&self) -> OpenAiErrorBody {
+        OpenAiErrorBody {
+            error: OpenAiErrorDetail {
+                message: self.to_string(),
+                r#type: self.openai_type().to_owned(),
+                param: self.param(),
+                code: self.code().map(str::to_owned),
+            },
+        }
+    }
+
+    /// Ollama's error body, also used for the final NDJSON line of a failed stream.
+    pub fn ollama_body(&self) -> OllamaErrorBody {
+        OllamaErrorBody {
+            error: self.to_string(),
+        }
+    }
+
+    /// Headers every rendering carries (auth challenge, rate-limit hints).
+    fn decorate(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::RateLimited {
+                retry_after, limit, ..
+            } => {
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                headers.insert("x-ratelimit-limit-requests", HeaderValue::from(*limit));
+                headers.insert("x-ratelimit-remaining-requests", HeaderValue::from(0u32));
+                headers.insert(
+                    "x-ratelimit-reset-requests",
+                    HeaderValue::from_str(&format!("{secs}s"))
+                        .unwrap_or(HeaderValue::from_static("1s")),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Render in the shape of `surface`.
+    pub fn render(self, surface: Surface) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, status = status.as_u16(), "request failed");
+        }
+        let mut response = match surface {
+            Surface::OpenAi => (status, Json(self.openai_body())).into_response(),
+            Surface::Ollama => (status, Json(self.ollama_body())).into_response(),
+        };
+        self.decorate(&mut response);
+        response.extensions_mut().insert(RefusalReason(self.code()));
+        response
+    }
+}
+
+/// Which error shape a route speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// `/v1/*`: OpenAI's error object.
+    OpenAi,
+    /// Everything else: Ollama's `{"error": "..."}`.
+    Ollama,
+}
+
+impl Surface {
+    /// The surface a path belongs to, for errors raised before a handler runs.
+    pub fn for_path(path: &str) -> Self {
+        if path == "/v1" || path.starts_with("/v1/") {
+            Self::OpenAi
+        } else {
+            Self::Ollama
+        }
+    }
+}
+
+/// Attached to error responses so the audit log can name why a request was refused.
+#[derive(Clone, Copy, Debug)]
+pub struct RefusalReason(pub Option<&'static str>);
+
+/// OpenAI's error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorBody {
+    pub error: OpenAiErrorDetail,
+}
+
+/// The inside of OpenAI's error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorDetail {
+    /// Human-readable description.
+    #[schema(example = "messages: must not be empty")]
+    pub message: String,
+    /// Error class, e.g. `invalid_request_error`, `authentication_error`.
+    #[schema(example = "invalid_request_error")]
+    pub r#type: String,
+    /// The request field at fault, if any.
+    pub param: Option<String>,
+    /// Stable machine-readable reason, e.g. `model_not_found`.
+    pub code: Option<String>,
+}
+
+/// Ollama's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OllamaErrorBody {
+    #[schema(example = "model 'nope' not found")]
+    pub error: String,
+}
+
+/// A [`GatewayError`] answered in OpenAI's shape (`/v1/*` handlers return this).
+#[derive(Debug)]
+pub struct OpenAiError(pub GatewayError);
+
+/// A [`GatewayError`] answered in Ollama's shape (`/chat`, `/models`, `/api/*`).
+#[derive(Debug)]
+pub struct OllamaError(pub GatewayError);
+
+impl From<GatewayError> for OpenAiError {
+    fn from(err: GatewayError) -> Self {
+        Self(err)
+    }
+}
+
+impl From<GatewayError> for OllamaError {
+    fn from(err: GatewayError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        self.0.render(Surface::OpenAi)
+    }
+}
+
+impl IntoResponse for OllamaError {
+    fn into_response(self) -> Response {
+        self.0.render(Surface::Ollama)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_details_never_reach_the_message() {
+        for err in [
+            GatewayError::UpstreamUnavailable,
+            GatewayError::UpstreamTimeout(Duration::from_secs(300)),
+            GatewayError::UpstreamProtocol,
+        ] {
+            let message = err.to_string();
+            assert!(!message.contains("127.0.0.1") && !message.contains("11434"));
+            assert!(err.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn model_not_found_has_openai_code() {
+        let body = GatewayError::ModelNotFound {
+            message: "model 'x' not found".into(),
+        }
+        .openai_body();
+        assert_eq!(body.error.code.as_deref(), Some("model_not_found"));
+        assert_eq!(body.error.r#type, "invalid_request_error");
+        assert_eq!(body.error.param.as_deref(), Some("model"));
+    }
+
+    #[test]
+    fn surfaces_follow_the_path() {
+        assert_eq!(Surface::for_path("/v1/models"), Surface::OpenAi);
+        assert_eq!(Surface::for_path("/v10"), Surface::Ollama);
+        assert_eq!(Surface::for_path("/api/chat"), Surface::Ollama);
+    }
+}

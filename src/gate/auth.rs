@@ -1,0 +1,104 @@
+//! Bearer-key authentication, deny by default.
+//!
+//! Every route needs a key except the short list in [`is_open_route`]: a route added later is
+//! protected unless someone adds it there on purpose.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderMap;
+
+use super::keys::Caller;
+use crate::error::{GatewayError, Surface};
+use crate::http::audit::Audit;
+use crate::state::AppState;
+
+/// Routes served without a key: liveness, readiness and the API documentation.
+pub const OPEN_ROUTES: &[&str] = &["/health", "/ready", "/openapi.json", "/docs"];
+
+/// Whether `path` needs no key.
+pub fn is_open_route(path: &str, metrics_open: bool) -> bool {
+    OPEN_ROUTES
+        .iter()
+        .any(|open| path == *open || (*open == "/docs" && path.starts_with("/docs/")))
+        || (metrics_open && path == "/metrics")
+}
+
+/// The key from `Authorization: Bearer <key>`.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| key.trim())
+        .filter(|k| !k.is_empty())
+}
+
+/// Middleware: establish the [`Caller`] or answer 401.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if is_open_route(path, state.gate.metrics_open) {
+        return next.run(req).await;
+    }
+    let surface = Surface::for_path(path);
+    let caller: Option<Arc<Caller>> = state.gate.keys.lookup(bearer(req.headers()));
+    let Some(caller) = caller else {
+        let message = if req.headers().contains_key(http::header::AUTHORIZATION) {
+            "invalid API key"
+        } else {
+            "missing API key: send Authorization: Bearer <key>"
+        };
+        return GatewayError::Unauthorized(message).render(surface);
+    };
+    if caller.expires.is_some_and(|at| at <= chrono::Utc::now()) {
+        return GatewayError::Unauthorized("API key has expired").render(surface);
+    }
+    if let Some(audit) = req.extensions().get::<Audit>() {
+        audit.set_caller(&caller.name);
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_listed_routes_are_open() {
+        for open in [
+            "/health",
+            "/ready",
+            "/openapi.json",
+            "/docs",
+            "/docs/index.html",
+        ] {
+            assert!(is_open_route(open, false), "{open}");
+        }
+        for closed in [
+            "/v1/models",
+            "/api/tags",
+            "/metrics",
+            "/docsx",
+            "/healthz",
+            "/",
+        ] {
+            assert!(!is_open_route(closed, false), "{closed}");
+        }
+        assert!(is_open_route("/metrics", true));
+    }
+
+    #[test]
+    fn bearer_is_parsed_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            http::HeaderValue::from_static("bearer  sk-1 "),
+        );
+        assert_eq!(bearer(&headers), Some("sk-1"));
+        headers.insert("authorization", http::HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+    }
+}

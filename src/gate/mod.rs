@@ -1,0 +1,74 @@
+//! The gate: who may call, which models they may use, how much, and which paths exist at all.
+//!
+//! - [`keys`]: API keys and the per-key settings (`Caller`).
+//! - [`models`]: the model allowlist.
+//! - [`auth`]: the middleware that turns a bearer key into a `Caller` (deny by default).
+//! - [`limits`]: body size, rate and concurrency limits.
+//! - [`path`]: path normalisation before any routing decision.
+
+pub mod auth;
+pub mod keys;
+pub mod limits;
+pub mod models;
+pub mod path;
+
+use governor::DefaultDirectRateLimiter;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use keys::{Caller, KeyStore, per_minute};
+use models::ModelAllowlist;
+
+/// Everything the gate decides with.
+#[derive(Debug)]
+pub struct Gate {
+    /// Known keys.
+    pub keys: KeyStore,
+    /// `GATEWAY_ALLOWED_MODELS`.
+    pub models: ModelAllowlist,
+    /// `GATEWAY_GLOBAL_RATE_LIMIT`.
+    pub global_rate: Option<DefaultDirectRateLimiter>,
+    /// The global limit per minute.
+    pub global_rate_per_minute: u32,
+    /// `GATEWAY_ALLOW_ADMIN`.
+    pub allow_admin: bool,
+    /// `GATEWAY_METRICS_OPEN`.
+    pub metrics_open: bool,
+    /// `GATEWAY_MAX_BODY`.
+    pub max_body: usize,
+}
+
+impl Gate {
+    /// Build the gate from the configuration and loaded keys.
+    pub fn new(config: &Config, keys: KeyStore) -> Self {
+        Self {
+            keys,
+            models: ModelAllowlist::new(&config.allowed_models),
+            global_rate: per_minute(config.global_rate_limit, config.global_rate_limit.max(1))
+                .map(governor::RateLimiter::direct),
+            global_rate_per_minute: config.global_rate_limit,
+            allow_admin: config.allow_admin,
+            metrics_open: config.metrics_open,
+            max_body: config.max_body,
+        }
+    }
+
+    /// Whether `caller` may use `model` (global list and the key's own list).
+    pub fn model_visible(&self, caller: &Caller, model: &str) -> bool {
+        self.models.allows(model) && caller.models.allows(model)
+    }
+
+    /// Refuse a model the caller may not use (403 `model_not_allowed`).
+    pub fn check_model(&self, caller: &Caller, model: &str) -> Result<(), GatewayError> {
+        if self.model_visible(caller, model) {
+            Ok(())
+        } else {
+            Err(GatewayError::ModelNotAllowed(model.to_owned()))
+        }
+    }
+
+    /// Whether any model restriction applies to `caller`.
+    pub fn restricts_models(&self, caller: &Caller) -> bool {
+        !(self.models.is_open() && caller.models.is_open())
+    }
+}

@@ -1,0 +1,180 @@
+//! One structured audit line per request, and the request metrics, written when the response
+//! is finished: for a stream that is when its last byte was sent or the client went away.
+//!
+//! Handlers fill in what only they know (model, upstream time, tokens) through the [`Audit`]
+//! handle in the request's extensions; the middleware adds the rest and emits at the end.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+
+use crate::error::RefusalReason;
+
+/// What is known about one request so far.
+#[derive(Debug, Default)]
+struct Record {
+    caller: Option<String>,
+    model: Option<String>,
+    upstream: Option<Duration>,
+    first_token: Option<Duration>,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    stream_error: Option<String>,
+}
+
+/// A handle on the current request's audit record.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    started: Instant,
+    record: Arc<Mutex<Record>>,
+}
+
+impl Audit {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            record: Arc::default(),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Record) -> R) -> R {
+        f(&mut self.record.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The key's name.
+    pub fn set_caller(&self, name: &str) {
+        self.with(|r| r.caller = Some(name.to_owned()));
+    }
+
+    /// The model the request names.
+    pub fn set_model(&self, model: &str) {
+        self.with(|r| r.model = Some(model.to_owned()));
+    }
+
+    /// Time spent waiting on Ollama.
+    pub fn set_upstream_time(&self, elapsed: Duration) {
+        self.with(|r| r.upstream = Some(elapsed));
+    }
+
+    /// Time from the request's arrival to the first token sent (streams).
+    pub fn mark_first_token(&self) {
+        let elapsed = self.started.elapsed();
+        self.with(|r| {
+            r.first_token.get_or_insert(elapsed);
+        });
+    }
+
+    /// Token counts from Ollama.
+    pub fn set_tokens(&self, prompt: Option<u64>, completion: Option<u64>) {
+        self.with(|r| {
+            r.prompt_tokens = prompt;
+            r.completion_tokens = completion;
+        });
+    }
+
+    /// A stream ended with an error event after a 200 was sent.
+    pub fn set_stream_error(&self, kind: &str) {
+        self.with(|r| r.stream_error = Some(kind.to_owned()));
+    }
+}
+
+/// Middleware: attach an [`Audit`] to the request and emit it when the response body ends.
+pub async fn audit(mut req: Request, next: Next) -> Response {
+    let audit = Audit::new();
+    let in_flight = crate::metrics::InFlight::start("gateway_in_flight_requests");
+    req.extensions_mut().insert(audit.clone());
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let refusal = response
+        .extensions()
+        .get::<RefusalReason>()
+        .and_then(|r| r.0);
+    let guard = EmitOnDrop(Some(Finished {
+        audit,
+        method: method.to_string(),
+        route,
+        request_id,
+        status,
+        refusal,
+        _in_flight: in_flight,
+    }));
+    response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _keep = &guard;
+            frame
+        }))
+    })
+}
+
+/// Everything needed to write the audit line.
+struct Finished {
+    audit: Audit,
+    method: String,
+    route: String,
+    request_id: String,
+    status: u16,
+    refusal: Option<&'static str>,
+    /// Keeps the in-flight gauge up until the response is finished.
+    _in_flight: crate::metrics::InFlight,
+}
+
+/// Writes the audit line and metrics when the response body is dropped.
+struct EmitOnDrop(Option<Finished>);
+
+impl Drop for EmitOnDrop {
+    fn drop(&mut self) {
+        let Some(done) = self.0.take() else { return };
+        let total = done.audit.started.elapsed();
+        done.audit.with(|r| {
+            let key = r.caller.as_deref().unwrap_or("-");
+            let model = r.model.as_deref().unwrap_or("-");
+            tracing::info!(
+                target: "audit",
+                request_id = %done.request_id,
+                key,
+                method = %done.method,
+                route = %done.route,
+                model,
+                status = done.status,
+                total_ms = total.as_secs_f64() * 1000.0,
+                upstream_ms = r.upstream.map(|d| d.as_secs_f64() * 1000.0),
+                prompt_tokens = r.prompt_tokens,
+                completion_tokens = r.completion_tokens,
+                refused = done.refusal.filter(|_| done.status >= 400 && done.status < 500),
+                stream_error = r.stream_error.as_deref(),
+                "request"
+            );
+            crate::metrics::record_request(&crate::metrics::RequestMetrics {
+                route: &done.route,
+                status: done.status,
+                model,
+                key,
+                total,
+                upstream: r.upstream,
+                first_token: r.first_token,
+                prompt_tokens: r.prompt_tokens,
+                completion_tokens: r.completion_tokens,
+                refusal: done
+                    .refusal
+                    .filter(|_| done.status >= 400 && done.status < 500),
+                stream_error: r.stream_error.as_deref(),
+            });
+        });
+    }
+}

@@ -1,0 +1,123 @@
+//! Request extractors that answer bad input in the gateway's own error shapes.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::error::{GatewayError, Surface};
+
+/// A JSON body. Unlike `axum::Json` it does not insist on a `Content-Type` (curl's `-d` sends
+/// a form type, Ollama accepts it too), reports the path of a wrong field (`messages[0].role`),
+/// and renders refusals in the shape of the route's surface.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// Why a body was refused, with the surface to answer in.
+#[derive(Debug)]
+pub struct BodyRejection(GatewayError, Surface);
+
+impl IntoResponse for BodyRejection {
+    fn into_response(self) -> Response {
+        self.0.render(self.1)
+    }
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = BodyRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let surface = Surface::for_path(req.uri().path());
+        let bytes = read_body(req, state)
+            .await
+            .map_err(|err| BodyRejection(err, surface))?;
+        parse_json(&bytes)
+            .map(JsonBody)
+            .map_err(|err| BodyRejection(err, surface))
+    }
+}
+
+/// Read the whole body, turning the body-limit error into a 413.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, GatewayError> {
+    let limit = req
+        .extensions()
+        .get::<crate::gate::limits::BodyLimit>()
+        .map(|l| l.0);
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+            GatewayError::BodyTooLarge {
+                limit: limit.unwrap_or_default(),
+            }
+        } else {
+            GatewayError::invalid(
+                "body",
+                format!("could not read the request body: {rejection}"),
+            )
+        }
+    })
+}
+
+/// Parse JSON, naming the field at fault when the shape is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(GatewayError::InvalidRequest {
+            message: "request body is empty; expected a JSON object".into(),
+            param: None,
+        });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            GatewayError::InvalidRequest {
+                message: format!("request body is not valid JSON: {inner}"),
+                param: None,
+            }
+        } else if path == "." {
+            GatewayError::InvalidRequest {
+                message: format!("invalid request body: {inner}"),
+                param: None,
+            }
+        } else {
+            GatewayError::invalid(path.clone(), format!("{path}: {inner}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::types::ChatCompletionRequest;
+
+    fn refusal(body: &str) -> (Option<String>, String) {
+        match parse_json::<ChatCompletionRequest>(body.as_bytes()) {
+            Err(GatewayError::InvalidRequest { message, param }) => (param, message),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_their_path() {
+        let (param, message) =
+            refusal(r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#);
+        assert_eq!(param.as_deref(), Some("messages[0].role"));
+        assert!(message.contains("robot"), "{message}");
+        let (param, _) = refusal(r#"{"model":"m","messages":[],"max_tokens":"ten"}"#);
+        assert_eq!(param.as_deref(), Some("max_tokens"));
+    }
+
+    #[test]
+    fn missing_fields_and_bad_json_are_explained() {
+        let (_, message) = refusal(r#"{"messages":[]}"#);
+        assert!(message.contains("missing field `model`"), "{message}");
+        let (_, message) = refusal(r#"{"model":"#);
+        assert!(message.contains("not valid JSON"), "{message}");
+        let (_, message) = refusal("  ");
+        assert!(message.contains("empty"), "{message}");
+    }
+}

@@ -1,0 +1,182 @@
+//! The whole middleware stack, built in one place.
+//!
+//! Outermost first, what each layer adds to a request:
+//!
+//! 1. **path normalisation** (before routing): one canonical spelling of the path, or a 400;
+//!    every later decision and the upstream see the normalised path.
+//! 2. **request id**: `x-request-id` from the client or a new UUID; returned on the response
+//!    and sent upstream.
+//! 3. **trace**: a span per request carrying the request id (`Authorization` is marked
+//!    sensitive, so it never appears in logs).
+//! 4. **catch panic**: a bug answers 500 in the surface's error shape, the server keeps serving.
+//! 5. **CORS**: preflights answered here, without a key.
+//! 6. **audit**: one structured line and the metrics per request, written when the response
+//!    body ends (streams included).
+//! 7. **body limit**: 413 before reading a body whose declared length is too large; bodies
+//!    without a length are capped while read.
+//! 8. **auth**: deny by default; the caller's key settings go into the request.
+//! 9. **rate and concurrency limits**: global and per key; 429 with `Retry-After`.
+//!
+//! Then the handler. There is no compression layer: it would buffer `text/event-stream`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, Uri, header};
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{GatewayError, Surface};
+use crate::gate::{auth, limits, path};
+use crate::http::audit;
+use crate::state::AppState;
+
+/// The service the server runs: the router inside the full stack.
+pub type GatewayService = BoxCloneSyncService<Request, Response, Infallible>;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Build the router with every layer, ready to serve.
+pub fn build(state: AppState) -> GatewayService {
+    let inner: Router = crate::routes::router()
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(on_panic))
+                .layer(cors(&state.config.cors_origins))
+                .layer(from_fn(audit::audit))
+                .layer(from_fn_with_state(state.clone(), limits::limit_body))
+                .layer(from_fn_with_state(state.clone(), auth::authenticate))
+                .layer(from_fn_with_state(state.clone(), limits::limit_rate)),
+        )
+        .with_state(state);
+    let service = ServiceBuilder::new()
+        .map_response(|res: http::Response<_>| res.map(Body::new))
+        .layer(tower::util::MapRequestLayer::new(normalize_path))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .service(reject_bad_paths(inner));
+    BoxCloneSyncService::new(service)
+}
+
+/// Marks a request whose path could not be normalised.
+#[derive(Clone, Copy, Debug)]
+struct BadPath;
+
+/// Rewrite the URI to its normalised path (the query is kept).
+fn normalize_path(mut req: Request) -> Request {
+    let uri = req.uri();
+    match path::normalize(uri.path()) {
+        Some(normalized) if normalized == uri.path() => {}
+        Some(normalized) => {
+            let rebuilt = match uri.query() {
+                Some(query) => format!("{normalized}?{query}"),
+                None => normalized,
+            };
+            match rebuilt.parse::<Uri>() {
+                Ok(new_uri) => *req.uri_mut() = new_uri,
+                Err(_) => {
+                    req.extensions_mut().insert(BadPath);
+                }
+            }
+        }
+        None => {
+            req.extensions_mut().insert(BadPath);
+        }
+    }
+    req
+}
+
+/// Answer 400 for paths that could not be normalised, before routing.
+fn reject_bad_paths(
+    inner: Router,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
+    tower::service_fn(move |req: Request| {
+        let inner = inner.clone();
+        async move {
+            if req.extensions().get::<BadPath>().is_some() {
+                let surface = Surface::for_path(req.uri().path());
+                return Ok(GatewayError::InvalidRequest {
+                    message: "the request path is not acceptable".into(),
+                    param: None,
+                }
+                .render(surface));
+            }
+            inner.oneshot(req).await
+        }
+    })
+}
+
+async fn not_found(req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    GatewayError::RouteNotFound(format!("{} {path}", req.method())).render(Surface::for_path(&path))
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    tracing::error!("a handler panicked");
+    GatewayError::Internal
+        .render(Surface::OpenAi)
+        .into_response()
+}
+
+/// CORS for browser clients: the configured origins, any requested header (the OpenAI SDKs send
+/// `x-stainless-*` headers), and the headers a client may want to read.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins)
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+        ])
+        .max_age(Duration::from_secs(3600))
+}

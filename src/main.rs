@@ -1,0 +1,96 @@
+//! The `ollama-gateway` binary: parse the configuration, set up logging, serve.
+
+use clap::Parser;
+use ollama_gateway::config::{AuthMode, Command, Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    if let Some(Command::Healthcheck) = config.command {
+        return healthcheck(config.listen).await;
+    }
+    init_tracing(config.log_format);
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("ollama-gateway: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let listen = config.listen;
+    let gateway = ollama_gateway::build(config)?;
+    let state = gateway.state.clone();
+    if state.gate.keys.is_open() {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (GATEWAY_AUTH=off): anyone who can reach this port can use every model"
+        );
+    }
+    if let Some(key) = &gateway.generated_key {
+        eprintln!(
+            "\nNo API key configured (GATEWAY_API_KEYS, OLLAMA_API_KEY or GATEWAY_CONFIG).\nGenerated one for this run; it is shown once:\n\n    {key}\n"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("GATEWAY_LISTEN: cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        listen = %local,
+        keys = state.gate.keys.len(),
+        auth = if state.config.auth == AuthMode::On { "on" } else { "off" },
+        allowed_models = ?state.config.allowed_models,
+        admin_endpoints = state.config.allow_admin,
+        "ollama-gateway listening"
+    );
+    ollama_gateway::server::run(
+        listener,
+        gateway.service,
+        state,
+        ollama_gateway::shutdown::signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// `ollama-gateway healthcheck`: GET /health on the local listener.
+async fn healthcheck(listen: std::net::SocketAddr) -> std::process::ExitCode {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(4))
+        .no_proxy()
+        .build();
+    let answered = match client {
+        Ok(client) => client.get(format!("http://{addr}/health")).send().await,
+        Err(err) => Err(err),
+    };
+    match answered {
+        Ok(response) if response.status().is_success() => std::process::ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("unhealthy: /health answered {}", response.status());
+            std::process::ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("unhealthy: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Ollama's native API, as the gateway speaks it.
+
+pub mod types;

@@ -1,0 +1,701 @@
+//! OpenAI's wire types for the routes the gateway serves.
+//!
+//! Requests are typed strictly enough that a wrong type is reported with the field's path, and
+//! leniently enough that fields we do not use (`user`, `metadata`, ...) are ignored like OpenAI
+//! and Ollama ignore them. Ranges are checked in `validate.rs`, not here, so the message can
+//! name the bound.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::ollama::types::Logprob;
+
+// ---------------------------------------------------------------------------------------------
+// Chat completions: request
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /v1/chat/completions` request. Ollama extensions (`top_k`, `min_p`, `num_ctx`,
+/// `repeat_penalty`, `keep_alive`, `think`, `options`) may be sent in the body too.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}))]
+pub struct ChatCompletionRequest {
+    /// Model to use, as Ollama names it.
+    #[schema(example = "llama3.2")]
+    pub model: String,
+    /// The conversation so far (at least one message).
+    #[schema(min_items = 1)]
+    pub messages: Vec<ChatMessage>,
+    /// Stream the answer as server-sent events.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Streaming options.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    /// Maximum number of tokens to generate (deprecated by OpenAI in favour of
+    /// `max_completion_tokens`).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<i64>,
+    /// Maximum number of tokens to generate; wins over `max_tokens`.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_completion_tokens: Option<i64>,
+    /// Sampling temperature.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
+    pub top_p: Option<f64>,
+    /// Seed for reproducible sampling.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Up to four sequences where generation stops.
+    #[serde(default)]
+    pub stop: Option<StopSequences>,
+    #[serde(default)]
+    #[schema(minimum = -2, maximum = 2)]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default)]
+    #[schema(minimum = -2, maximum = 2)]
+    pub presence_penalty: Option<f64>,
+    /// `text`, `json_object` or `json_schema`.
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+    /// Function tools the model may call.
+    #[serde(default)]
+    pub tools: Option<Vec<Tool>>,
+    /// `none`, `auto`, `required` or a named function.
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    /// `none`, `minimal`, `low`, `medium`, `high`, `xhigh`, `ultra` or `max`.
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
+    /// Newer form of `reasoning_effort`; wins when present.
+    #[serde(default)]
+    pub reasoning: Option<ReasoningOptions>,
+    /// Return log probabilities of the output tokens.
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    /// Alternatives per token (needs `logprobs`).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 20)]
+    pub top_logprobs: Option<i64>,
+    /// Number of choices; only 1 is supported.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1)]
+    pub n: Option<i64>,
+    /// Ollama extension: top-k sampling.
+    #[serde(default)]
+    pub top_k: Option<i64>,
+    /// Ollama extension: min-p sampling.
+    #[serde(default)]
+    pub min_p: Option<f64>,
+    /// Ollama extension: context window size.
+    #[serde(default)]
+    pub num_ctx: Option<i64>,
+    /// Ollama extension: repetition penalty.
+    #[serde(default)]
+    pub repeat_penalty: Option<f64>,
+    /// Ollama extension: how long the model stays loaded (`"5m"`, seconds, -1).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub keep_alive: Option<Value>,
+    /// Ollama extension: `true`/`false` or `"low"`/`"medium"`/`"high"`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub think: Option<Value>,
+    /// Ollama extension: raw model options, merged under the fields above.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<Map<String, Value>>,
+}
+
+/// `stream_options`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    /// Send a last chunk with token usage and `choices: []`.
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+/// `reasoning`.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+pub struct ReasoningOptions {
+    #[serde(default)]
+    pub effort: Option<String>,
+}
+
+/// One message in a chat request.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct ChatMessage {
+    /// Who wrote the message.
+    pub role: Role,
+    /// Text, or an array of content parts; may be null for assistant tool-call turns.
+    #[serde(default)]
+    pub content: Option<MessageContent>,
+    /// Author name; for `tool` messages, the tool's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Tool calls made by the assistant in this turn.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<MessageToolCall>>,
+    /// The call a `tool` message answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    /// Replayed reasoning of an assistant turn.
+    #[serde(default)]
+    pub reasoning: Option<String>,
+    /// Replayed reasoning of an assistant turn (DeepSeek-style name).
+    #[serde(default)]
+    pub reasoning_content: Option<String>,
+}
+
+/// Message roles. `developer` is treated as `system`; `function` is OpenAI's legacy tool role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    Function,
+}
+
+/// Message content: a string or content parts.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+/// One content part.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    /// Text.
+    Text { text: String },
+    /// An image as a base64 `data:` URL.
+    ImageUrl { image_url: ImageUrl },
+    /// Audio as base64 (passed to audio-capable models as Ollama passes it).
+    InputAudio { input_audio: InputAudio },
+}
+
+/// `image_url`: an object with `url`, or the URL itself.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ImageUrl {
+    Object {
+        /// `data:image/png;base64,...`
+        url: String,
+        #[serde(default)]
+        detail: Option<String>,
+    },
+    Bare(String),
+}
+
+impl ImageUrl {
+    /// The URL whichever way it was sent.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Object { url, .. } | Self::Bare(url) => url,
+        }
+    }
+}
+
+/// `input_audio`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct InputAudio {
+    /// Base64 audio.
+    pub data: String,
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// A tool call in an assistant message of the request.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct MessageToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub r#type: Option<String>,
+    pub function: MessageToolCallFunction,
+}
+
+/// The function of a requested tool call; `arguments` is a JSON string.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct MessageToolCallFunction {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Option<String>,
+}
+
+/// `stop`: one string or several.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum StopSequences {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StopSequences {
+    /// The sequences as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// `response_format`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+/// `response_format.json_schema`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct JsonSchemaFormat {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The JSON schema the answer must follow; forwarded to Ollama verbatim.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// A tool definition.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct Tool {
+    /// Only `function` is supported.
+    pub r#type: ToolType,
+    pub function: FunctionDefinition,
+}
+
+/// Tool kinds.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolType {
+    Function,
+}
+
+/// A function the model may call.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct FunctionDefinition {
+    #[schema(example = "get_weather")]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// JSON schema of the arguments; forwarded verbatim (no keys dropped).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Value>,
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// `tool_choice`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ToolChoice {
+    /// `none`, `auto` or `required`.
+    Mode(ToolChoiceMode),
+    /// `{"type":"function","function":{"name":"..."}}`
+    Named(NamedToolChoice),
+}
+
+/// The string forms of `tool_choice`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoiceMode {
+    None,
+    Auto,
+    Required,
+}
+
+/// A named function in `tool_choice`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct NamedToolChoice {
+    pub r#type: ToolType,
+    pub function: NamedFunction,
+}
+
+/// The function's name.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct NamedFunction {
+    pub name: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat completions: response
+// ---------------------------------------------------------------------------------------------
+
+/// `chat.completion` object.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ChatCompletion {
+    #[schema(example = "chatcmpl-9f1c2a4e7b8d4c0f9a3e6b1d2c5f8a7e")]
+    pub id: String,
+    /// Always `chat.completion`.
+    #[schema(example = "chat.completion")]
+    pub object: &'static str,
+    /// Unix seconds, from Ollama's `created_at`.
+    pub created: i64,
+    pub model: String,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+}
+
+/// One choice of a completion.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Choice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    /// `stop`, `length` or `tool_calls`.
+    #[schema(example = "stop")]
+    pub finish_reason: String,
+    pub logprobs: Option<ChoiceLogprobs>,
+}
+
+/// The assistant's answer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AssistantMessage {
+    /// Always `assistant`.
+    pub role: &'static str,
+    /// The text; null when the answer is only tool calls.
+    pub content: Option<String>,
+    /// Always null: Ollama has no refusals.
+    pub refusal: Option<String>,
+    /// The model's reasoning (thinking models), DeepSeek-style name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// The model's reasoning (thinking models), Ollama/OpenRouter-style name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ResponseToolCall>>,
+}
+
+/// A tool call in a response.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ResponseToolCall {
+    /// Position in this response, numbered by the gateway.
+    pub index: u32,
+    #[schema(example = "call_k3j2m1xq")]
+    pub id: String,
+    /// Always `function`.
+    pub r#type: &'static str,
+    pub function: ResponseFunctionCall,
+}
+
+/// Function name and JSON-string arguments.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ResponseFunctionCall {
+    pub name: String,
+    /// Arguments as a JSON string.
+    #[schema(example = "{\"city\":\"Tokyo\"}")]
+    pub arguments: String,
+}
+
+/// Token usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// From Ollama's counts (missing counts are 0).
+    pub fn from_counts(prompt: Option<u64>, completion: Option<u64>) -> Self {
+        let prompt_tokens = prompt.unwrap_or(0);
+        let completion_tokens = completion.unwrap_or(0);
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
+    }
+}
+
+/// `logprobs` of a choice.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct ChoiceLogprobs {
+    pub content: Vec<TokenLogprob>,
+}
+
+/// One token's log probability, in OpenAI's full shape.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+    pub bytes: Option<Vec<u8>>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// An alternative token.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f64,
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl From<Logprob> for TokenLogprob {
+    fn from(lp: Logprob) -> Self {
+        Self {
+            bytes: Some(lp.bytes.unwrap_or_else(|| lp.token.as_bytes().to_vec())),
+            top_logprobs: lp
+                .top_logprobs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|top| TopLogprob {
+                    bytes: Some(top.bytes.unwrap_or_else(|| top.token.as_bytes().to_vec())),
+                    token: top.token,
+                    logprob: top.logprob,
+                })
+                .collect(),
+            token: lp.token,
+            logprob: lp.logprob,
+        }
+    }
+}
+
+/// `chat.completion.chunk` object (one SSE event).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ChatCompletionChunk {
+    pub id: String,
+    /// Always `chat.completion.chunk`.
+    pub object: &'static str,
+    pub created: i64,
+    pub model: String,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<ChunkChoice>,
+    /// Present (null until the last chunk) when `stream_options.include_usage` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Usage>)]
+    pub usage: Option<Option<Usage>>,
+}
+
+/// A choice inside a chunk.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: Delta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<ChoiceLogprobs>,
+    pub finish_reason: Option<String>,
+}
+
+/// What a chunk adds to the message.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct Delta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ResponseToolCall>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy completions
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /v1/completions` request.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "llama3.2", "prompt": "Once upon a time"}))]
+pub struct CompletionRequest {
+    #[schema(example = "llama3.2")]
+    pub model: String,
+    /// The prompt (a single string).
+    pub prompt: String,
+    #[serde(default)]
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<i64>,
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<i64>,
+    #[serde(default)]
+    pub stop: Option<StopSequences>,
+    #[serde(default)]
+    #[schema(minimum = -2, maximum = 2)]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default)]
+    #[schema(minimum = -2, maximum = 2)]
+    pub presence_penalty: Option<f64>,
+    /// Number of top alternatives to return per token (0-5 in OpenAI; up to 20 here).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 20)]
+    pub logprobs: Option<i64>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1)]
+    pub n: Option<i64>,
+    #[serde(default)]
+    pub top_k: Option<i64>,
+    #[serde(default)]
+    pub min_p: Option<f64>,
+    #[serde(default)]
+    pub num_ctx: Option<i64>,
+    #[serde(default)]
+    pub repeat_penalty: Option<f64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub keep_alive: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<Map<String, Value>>,
+}
+
+/// `text_completion` object (also each streamed chunk).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Completion {
+    pub id: String,
+    /// Always `text_completion`.
+    pub object: &'static str,
+    pub created: i64,
+    pub model: String,
+    pub system_fingerprint: &'static str,
+    pub choices: Vec<CompletionChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Usage>)]
+    pub usage: Option<Option<Usage>>,
+}
+
+/// One choice of a text completion.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CompletionChoice {
+    pub index: u32,
+    pub text: String,
+    pub logprobs: Option<CompletionLogprobs>,
+    pub finish_reason: Option<String>,
+}
+
+/// Legacy completions logprobs shape.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct CompletionLogprobs {
+    pub tokens: Vec<String>,
+    pub token_logprobs: Vec<f64>,
+    #[schema(value_type = Vec<Object>)]
+    pub top_logprobs: Vec<Map<String, Value>>,
+    pub text_offset: Vec<usize>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /v1/embeddings` request.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "all-minilm", "input": "Why is the sky blue?"}))]
+pub struct EmbeddingRequest {
+    #[schema(example = "all-minilm")]
+    pub model: String,
+    /// A string or an array of strings (token arrays are not supported by Ollama).
+    pub input: EmbeddingInput,
+    /// `float` (default) or `base64` (little-endian float32).
+    #[serde(default)]
+    pub encoding_format: Option<EncodingFormat>,
+    /// Truncate the output vectors to this many dimensions.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub dimensions: Option<i64>,
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub keep_alive: Option<Value>,
+}
+
+/// Embedding input.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Encodings of embedding vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingFormat {
+    Float,
+    Base64,
+}
+
+/// `POST /v1/embeddings` response.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EmbeddingList {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<Embedding>,
+    pub model: String,
+    pub usage: EmbeddingUsage,
+}
+
+/// One embedding.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Embedding {
+    /// Always `embedding`.
+    pub object: &'static str,
+    pub index: u32,
+    /// Floats, or a base64 string of little-endian float32.
+    #[schema(value_type = Object)]
+    pub embedding: Value,
+}
+
+/// Embedding usage.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub struct EmbeddingUsage {
+    pub prompt_tokens: u64,
+    pub total_tokens: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+// ---------------------------------------------------------------------------------------------
+
+/// `GET /v1/models` response.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<Model>,
+}
+
+/// One model.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Model {
+    #[schema(example = "llama3.2:latest")]
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    pub created: i64,
+    #[schema(example = "library")]
+    pub owned_by: String,
+}

@@ -1,0 +1,73 @@
+//! Every route of the gateway, registered together with its OpenAPI description so the router
+//! and the document cannot drift apart.
+//!
+//! - [`v1`]: the OpenAI-compatible surface.
+//! - [`simple`]: `GET /models` and `POST /chat`, Ollama-shaped.
+//! - [`native`]: `/api/*` passthrough.
+//! - [`health`]: `/health`, `/ready`, `/metrics`.
+//! - [`docs`]: the OpenAPI document's fixed parts; Swagger UI is mounted in [`router`].
+
+pub mod docs;
+pub mod health;
+pub mod native;
+pub mod simple;
+pub mod v1;
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::state::AppState;
+
+/// The axum spelling of `GET /v1/models/{model}`: the id may contain `/`.
+const RETRIEVE_MODEL: &str = "/v1/models/{*model}";
+
+/// Routes and the document that describes them.
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .routes(routes!(v1::chat_completions))
+        .routes(routes!(v1::completions))
+        .routes(routes!(v1::embeddings))
+        .routes(routes!(v1::list_models))
+        .routes(routes!(simple::models))
+        .routes(routes!(simple::chat))
+        .routes(routes!(native::chat))
+        .routes(routes!(native::generate))
+        .routes(routes!(native::embed))
+        .routes(routes!(native::embeddings))
+        .routes(routes!(native::show))
+        .routes(routes!(native::tags))
+        .routes(routes!(native::ps))
+        .routes(routes!(native::version))
+        .routes(routes!(native::pull))
+        .routes(routes!(native::push))
+        .routes(routes!(native::create))
+        .routes(routes!(native::copy))
+        .routes(routes!(native::delete))
+        .routes(routes!(native::blob_upload, native::blob_exists))
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+        .split_for_parts();
+    // A wildcard segment has different spellings in axum (`{*model}`) and OpenAPI (`{model}`),
+    // so this one route is added by hand, next to its description.
+    #[derive(OpenApi)]
+    #[openapi(paths(v1::retrieve_model))]
+    struct RetrieveModel;
+    api.merge(RetrieveModel::openapi());
+    (router.route(RETRIEVE_MODEL, get(v1::retrieve_model)), api)
+}
+
+/// The OpenAPI document (what `/openapi.json` serves and `openapi/openapi.json` holds).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+/// All routes, Swagger UI at `/docs` and the document at `/openapi.json`.
+pub fn router() -> Router<AppState> {
+    let (routes, api) = parts();
+    routes.merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+}

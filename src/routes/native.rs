@@ -1,0 +1,318 @@
+//! Native `/api/*` passthrough for Ollama clients.
+//!
+//! Only Ollama's known endpoints are routed (an unknown `/api/...` path is a 404 here, never
+//! forwarded). Request and response bodies are streamed. Endpoints that name a model are
+//! checked against the allowlist first; listings are filtered; the administrative endpoints
+//! (pull, push, delete, copy, create, blobs) are refused unless enabled, and then only for
+//! keys marked admin.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, header};
+use serde_json::Value;
+
+use super::simple::error_line;
+use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
+use crate::gate::keys::Caller;
+use crate::http::audit::Audit;
+use crate::http::extract::read_body;
+use crate::ollama::types::{ChatRequest, TagsResponse};
+use crate::state::AppState;
+use crate::upstream::forwarded_headers;
+
+type NativeResult = Result<Response, OllamaError>;
+
+macro_rules! model_route {
+    ($name:ident, $path:literal, $summary:literal, $body:ty) => {
+        #[doc = $summary]
+        #[utoipa::path(
+            post, path = $path, tag = "Ollama native",
+            request_body(content = $body, description = "Ollama's native request, forwarded as sent"),
+            responses(
+                (status = 200, description = "Ollama's native answer (NDJSON when streaming)", body = Object),
+                (status = 400, description = "Invalid request", body = OllamaErrorBody),
+                (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+                (status = 403, description = "Model not allowed for this key", body = OllamaErrorBody),
+                (status = 404, description = "Model not found", body = OllamaErrorBody),
+                (status = 429, description = "Rate limited", body = OllamaErrorBody),
+                (status = 502, description = "Model server unreachable", body = OllamaErrorBody),
+            ),
+            security(("bearer" = []))
+        )]
+        pub async fn $name(
+            State(state): State<AppState>,
+            Extension(caller): Extension<Arc<Caller>>,
+            Extension(audit): Extension<Audit>,
+            req: Request,
+        ) -> NativeResult {
+            forward_with_model(state, caller, audit, req).await
+        }
+    };
+}
+
+model_route!(chat, "/api/chat", "Chat (native).", ChatRequest);
+model_route!(
+    generate,
+    "/api/generate",
+    "Generate a completion (native).",
+    Object
+);
+model_route!(embed, "/api/embed", "Generate embeddings (native).", Object);
+model_route!(
+    embeddings,
+    "/api/embeddings",
+    "Generate an embedding (legacy native endpoint).",
+    Object
+);
+model_route!(
+    show,
+    "/api/show",
+    "Show a model's details (native).",
+    Object
+);
+
+/// List installed models (filtered by the allowlist).
+#[utoipa::path(
+    get, path = "/api/tags", tag = "Ollama native",
+    responses(
+        (status = 200, description = "Installed models this key may use", body = TagsResponse),
+        (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn tags(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    req: Request,
+) -> NativeResult {
+    filtered_listing(state, caller, req).await
+}
+
+/// List loaded models (filtered by the allowlist).
+#[utoipa::path(
+    get, path = "/api/ps", tag = "Ollama native",
+    responses(
+        (status = 200, description = "Loaded models this key may use", body = TagsResponse),
+        (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn ps(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    req: Request,
+) -> NativeResult {
+    filtered_listing(state, caller, req).await
+}
+
+/// Ollama's version.
+#[utoipa::path(
+    get, path = "/api/version", tag = "Ollama native",
+    responses(
+        (status = 200, description = "`{\"version\": \"...\"}`", body = Object),
+        (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn version(State(state): State<AppState>, req: Request) -> NativeResult {
+    forward(&state, req, None).await
+}
+
+macro_rules! admin_route {
+    ($name:ident, $method:ident, $path:literal, $summary:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(
+            $method, path = $path, tag = "Ollama administrative",
+            description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`.",
+            request_body(content = Object, description = "Ollama's native request"),
+            responses(
+                (status = 200, description = "Ollama's native answer", body = Object),
+                (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+                (status = 403, description = "Administrative endpoints are disabled, or this key is not an admin key", body = OllamaErrorBody),
+            ),
+            security(("bearer" = []))
+        )]
+        pub async fn $name(
+            State(state): State<AppState>,
+            Extension(caller): Extension<Arc<Caller>>,
+            req: Request,
+        ) -> NativeResult {
+            forward_admin(state, caller, req).await
+        }
+    };
+}
+
+admin_route!(pull, post, "/api/pull", "Pull a model (administrative).");
+admin_route!(push, post, "/api/push", "Push a model (administrative).");
+admin_route!(
+    create,
+    post,
+    "/api/create",
+    "Create a model (administrative)."
+);
+admin_route!(copy, post, "/api/copy", "Copy a model (administrative).");
+admin_route!(
+    delete,
+    delete,
+    "/api/delete",
+    "Delete a model (administrative)."
+);
+admin_route!(
+    blob_upload,
+    post,
+    "/api/blobs/{digest}",
+    "Upload a blob (administrative)."
+);
+admin_route!(
+    blob_exists,
+    head,
+    "/api/blobs/{digest}",
+    "Check a blob exists (administrative)."
+);
+
+async fn forward_admin(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
+    if !state.gate.allow_admin {
+        return Err(GatewayError::Forbidden(
+            "administrative endpoints are disabled on this gateway (GATEWAY_ALLOW_ADMIN)".into(),
+        )
+        .into());
+    }
+    if !caller.admin {
+        return Err(GatewayError::Forbidden(
+            "this API key may not use administrative endpoints".into(),
+        )
+        .into());
+    }
+    let (parts, body) = req.into_parts();
+    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    forward(
+        &state,
+        Request::from_parts(parts, Body::empty()),
+        Some(body),
+    )
+    .await
+}
+
+/// Read the body, check its `model` against the allowlist, forward it unchanged.
+async fn forward_with_model(
+    state: AppState,
+    caller: Arc<Caller>,
+    audit: Audit,
+    req: Request,
+) -> NativeResult {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(Request::from_parts(parts.clone(), body), &()).await?;
+    let model = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+        v.get("model")
+            .or_else(|| v.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    match &model {
+        Some(model) => {
+            audit.set_model(model);
+            state.gate.check_model(&caller, model)?;
+        }
+        // Without a readable model nothing can be checked: refuse when anything is restricted,
+        // otherwise let Ollama answer (it says "model is required" in its own words).
+        None if state.gate.restricts_models(&caller) => {
+            return Err(GatewayError::invalid(
+                "model",
+                "model: a JSON body with a model is required",
+            )
+            .into());
+        }
+        None => {}
+    }
+    let started = Instant::now();
+    let response = forward(
+        &state,
+        Request::from_parts(parts, Body::empty()),
+        Some(bytes.into()),
+    )
+    .await;
+    audit.set_upstream_time(started.elapsed());
+    response
+}
+
+/// `/api/tags` and `/api/ps`: filtered when the caller is restricted, passed through otherwise.
+async fn filtered_listing(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
+    if !state.gate.restricts_models(&caller) {
+        return forward(&state, req, None).await;
+    }
+    let path = req.uri().path().to_owned();
+    let mut listing: TagsResponse = state.upstream.get_json(&path, req.headers()).await?;
+    listing
+        .models
+        .retain(|m| state.gate.model_visible(&caller, m.id()));
+    Ok(Json(listing).into_response())
+}
+
+/// Forward `req` (with `body`) and stream the answer back with Ollama's status and type.
+async fn forward(state: &AppState, req: Request, body: Option<reqwest::Body>) -> NativeResult {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+    let mut request = state
+        .upstream
+        .request(req.method().clone(), &path_and_query)
+        .headers(forwarded_headers(req.headers()));
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let upstream = state.upstream.send_raw(request).await?;
+    let status = upstream.status();
+    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+    let ndjson = content_type
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("ndjson"));
+    let chunks = state.upstream.body(upstream);
+    let shutdown = state.shutdown.clone();
+    let body = async_stream::stream! {
+        let mut chunks = std::pin::pin!(chunks);
+        let expired = shutdown.expired();
+        let mut expired = std::pin::pin!(expired);
+        loop {
+            let next = tokio::select! {
+                biased;
+                next = chunks.next() => next,
+                () = &mut expired => Some(Err(GatewayError::ShuttingDown)),
+            };
+            match next {
+                None => return,
+                Some(Ok(bytes)) => yield Ok::<Bytes, GatewayError>(bytes),
+                Some(Err(err)) if ndjson => {
+                    yield Ok(error_line(&err));
+                    return;
+                }
+                // Not NDJSON: there is no in-band way to say it; abort the body.
+                Some(Err(err)) => {
+                    yield Err(err);
+                    return;
+                }
+            }
+        }
+    };
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    } else if status.is_success() {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    Ok(response)
+}

@@ -1,0 +1,200 @@
+//! The simple, Ollama-shaped surface the common FastAPI proxy offered: `GET /models` and
+//! `POST /chat` (Ollama's `/api/chat` request and response, NDJSON when streaming). Requests
+//! are validated before they go upstream; errors use Ollama's `{"error": "..."}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, header};
+use serde_json::Value;
+
+use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
+use crate::gate::keys::Caller;
+use crate::http::audit::Audit;
+use crate::http::extract::JsonBody;
+use crate::metrics::InFlight;
+use crate::ollama::types::{ChatRequest, ChatResponse, TagsResponse};
+use crate::state::AppState;
+use crate::upstream::parse_lines;
+
+/// The upstream's model list, limited to what this key may use.
+#[utoipa::path(
+    get, path = "/models", tag = "Simple",
+    responses(
+        (status = 200, description = "Ollama's `/api/tags` answer, filtered by the allowlist", body = TagsResponse),
+        (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+        (status = 502, description = "Model server unreachable", body = OllamaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn models(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    headers: HeaderMap,
+) -> Result<Json<TagsResponse>, OllamaError> {
+    let mut tags: TagsResponse = state.upstream.get_json("/api/tags", &headers).await?;
+    tags.models
+        .retain(|m| state.gate.model_visible(&caller, m.id()));
+    Ok(Json(tags))
+}
+
+/// Chat in Ollama's format. Streams NDJSON unless `stream` is false (Ollama's default is true).
+#[utoipa::path(
+    post, path = "/chat", tag = "Simple",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "Ollama's chat answer; with streaming, `application/x-ndjson` lines", body = ChatResponse,
+            content((ChatResponse = "application/json"), (ChatResponse = "application/x-ndjson"))),
+        (status = 400, description = "Invalid request", body = OllamaErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+        (status = 403, description = "Model not allowed for this key", body = OllamaErrorBody),
+        (status = 404, description = "Model not found", body = OllamaErrorBody),
+        (status = 429, description = "Rate limited", body = OllamaErrorBody),
+        (status = 502, description = "Model server unreachable", body = OllamaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn chat(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
+    headers: HeaderMap,
+    JsonBody(mut body): JsonBody<ChatRequest>,
+) -> Result<Response, OllamaError> {
+    validate_chat(&body)?;
+    audit.set_model(&body.model);
+    state.gate.check_model(&caller, &body.model)?;
+    let stream = body.stream.unwrap_or(true);
+    body.stream = Some(stream);
+    let started = Instant::now();
+    if !stream {
+        let answer: Value = state
+            .upstream
+            .call_json("/api/chat", &body, &headers)
+            .await?;
+        audit.set_upstream_time(started.elapsed());
+        audit.set_tokens(
+            answer.get("prompt_eval_count").and_then(Value::as_u64),
+            answer.get("eval_count").and_then(Value::as_u64),
+        );
+        return Ok(Json(answer).into_response());
+    }
+    let upstream = state
+        .upstream
+        .post_json("/api/chat", &body, &headers)
+        .await?;
+    let lines =
+        parse_lines::<ChatResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
+    let body = async_stream::stream! {
+        let _open = InFlight::start("gateway_open_streams");
+        let mut lines = std::pin::pin!(lines);
+        while let Some(line) = lines.next().await {
+            match line {
+                Ok((line, raw)) => {
+                    audit.mark_first_token();
+                    if line.done {
+                        audit.set_upstream_time(started.elapsed());
+                        audit.set_tokens(line.prompt_eval_count, line.eval_count);
+                    }
+                    let mut framed = Vec::with_capacity(raw.len() + 1);
+                    framed.extend_from_slice(&raw);
+                    framed.push(b'\n');
+                    yield Ok::<_, std::io::Error>(Bytes::from(framed));
+                }
+                Err(err) => {
+                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
+                    yield Ok(error_line(&err));
+                    return;
+                }
+            }
+        }
+    };
+    Ok(ndjson_response(Body::from_stream(body)))
+}
+
+/// The NDJSON line that ends a failed native stream: `{"error":"..."}`.
+pub fn error_line(err: &GatewayError) -> Bytes {
+    let mut line = serde_json::to_vec(&err.ollama_body()).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// A streamed NDJSON response.
+pub fn ndjson_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
+/// What Ollama would refuse, refused before it goes upstream, with the field named.
+fn validate_chat(body: &ChatRequest) -> Result<(), GatewayError> {
+    if body.model.trim().is_empty() {
+        return Err(GatewayError::invalid("model", "model: must not be empty"));
+    }
+    if body.messages.is_empty() {
+        return Err(GatewayError::invalid(
+            "messages",
+            "messages: must contain at least one message",
+        ));
+    }
+    for (i, message) in body.messages.iter().enumerate() {
+        if !matches!(
+            message.role.as_str(),
+            "system" | "user" | "assistant" | "tool"
+        ) {
+            return Err(GatewayError::invalid(
+                format!("messages[{i}].role"),
+                format!(
+                    "messages[{i}].role: '{}' is not one of system, user, assistant, tool",
+                    message.role
+                ),
+            ));
+        }
+    }
+    let ranges: [(&str, f64, f64); 5] = [
+        ("temperature", 0.0, 2.0),
+        ("top_p", 0.0, 1.0),
+        ("min_p", 0.0, 1.0),
+        ("presence_penalty", -2.0, 2.0),
+        ("frequency_penalty", -2.0, 2.0),
+    ];
+    for (name, min, max) in ranges {
+        if let Some(value) = body.options.get(name) {
+            let ok = value.as_f64().is_some_and(|v| (min..=max).contains(&v));
+            if !ok {
+                return Err(GatewayError::invalid(
+                    format!("options.{name}"),
+                    format!("options.{name}: must be a number between {min} and {max}"),
+                ));
+            }
+        }
+    }
+    for name in ["num_predict", "num_ctx", "top_k", "seed"] {
+        if let Some(value) = body.options.get(name)
+            && value.as_i64().is_none()
+        {
+            return Err(GatewayError::invalid(
+                format!("options.{name}"),
+                format!("options.{name}: must be an integer"),
+            ));
+        }
+    }
+    if let Some(n) = body.top_logprobs
+        && n > 20
+    {
+        return Err(GatewayError::invalid(
+            "top_logprobs",
+            "top_logprobs: must be between 0 and 20",
+        ));
+    }
+    Ok(())
+}

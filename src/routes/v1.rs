@@ -1,0 +1,287 @@
+//! The OpenAI-compatible surface: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+//! `/v1/models`, `/v1/models/{id}`. Requests are validated and translated to Ollama's native
+//! API; answers are translated back. Errors use OpenAI's error object.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures::{Stream, StreamExt};
+use http::HeaderMap;
+use serde_json::json;
+
+use crate::error::{GatewayError, OpenAiError, OpenAiErrorBody};
+use crate::gate::keys::Caller;
+use crate::http::audit::Audit;
+use crate::http::extract::JsonBody;
+use crate::metrics::InFlight;
+use crate::ollama::types::{ChatResponse, EmbedResponse, GenerateResponse, TagsResponse};
+use crate::openai::stream::{ChatStream, CompletionStream};
+use crate::openai::types::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest,
+    EmbeddingList, EmbeddingRequest, EncodingFormat, Model, ModelList,
+};
+use crate::openai::{request, response};
+use crate::state::AppState;
+use crate::upstream::parse_lines;
+
+type V1Result = Result<Response, OpenAiError>;
+
+/// Create a chat completion (streamed as server-sent events when `stream` is true).
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "OpenAI",
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`", body = ChatCompletion,
+            content((ChatCompletion = "application/json"), (ChatCompletionChunk = "text/event-stream"))),
+        (status = 400, description = "Invalid request", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
+        (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
+        (status = 404, description = "Model not found", body = OpenAiErrorBody),
+        (status = 413, description = "Body too large", body = OpenAiErrorBody),
+        (status = 429, description = "Rate limited", body = OpenAiErrorBody),
+        (status = 502, description = "Model server unreachable", body = OpenAiErrorBody),
+        (status = 504, description = "Model server timed out", body = OpenAiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ChatCompletionRequest>,
+) -> V1Result {
+    let (native, opts) = request::chat_request(body)?;
+    audit.set_model(&native.model);
+    state.gate.check_model(&caller, &native.model)?;
+    let started = Instant::now();
+    if !opts.stream {
+        let answer: ChatResponse = state
+            .upstream
+            .call_json("/api/chat", &native, &headers)
+            .await?;
+        audit.set_upstream_time(started.elapsed());
+        audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        return Ok(Json(response::chat_completion(answer)).into_response());
+    }
+    let upstream = state
+        .upstream
+        .post_json("/api/chat", &native, &headers)
+        .await?;
+    let lines =
+        parse_lines::<ChatResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
+    let mut translator = ChatStream::new(opts.include_usage);
+    let events = async_stream::stream! {
+        let _open = InFlight::start("gateway_open_streams");
+        let mut lines = std::pin::pin!(lines);
+        while let Some(line) = lines.next().await {
+            match line {
+                Ok((line, _)) => {
+                    audit.mark_first_token();
+                    if line.done {
+                        audit.set_upstream_time(started.elapsed());
+                        audit.set_tokens(line.prompt_eval_count, line.eval_count);
+                    }
+                    for chunk in translator.line(line) {
+                        yield json_event(&chunk);
+                    }
+                }
+                Err(err) => {
+                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
+                    yield json_event(&err.openai_body());
+                    return;
+                }
+            }
+        }
+        yield Event::default().data("[DONE]");
+    };
+    Ok(sse(events))
+}
+
+/// Create a text completion (legacy API), streamed when `stream` is true.
+#[utoipa::path(
+    post, path = "/v1/completions", tag = "OpenAI",
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `text_completion` chunks ending with `data: [DONE]`", body = Completion,
+            content((Completion = "application/json"), (Completion = "text/event-stream"))),
+        (status = 400, description = "Invalid request", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
+        (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
+        (status = 404, description = "Model not found", body = OpenAiErrorBody),
+        (status = 429, description = "Rate limited", body = OpenAiErrorBody),
+        (status = 502, description = "Model server unreachable", body = OpenAiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn completions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CompletionRequest>,
+) -> V1Result {
+    let (native, opts) = request::completion_request(body)?;
+    audit.set_model(&native.model);
+    state.gate.check_model(&caller, &native.model)?;
+    let started = Instant::now();
+    if !opts.stream {
+        let answer: GenerateResponse = state
+            .upstream
+            .call_json("/api/generate", &native, &headers)
+            .await?;
+        audit.set_upstream_time(started.elapsed());
+        audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        return Ok(Json(response::completion(answer)).into_response());
+    }
+    let upstream = state
+        .upstream
+        .post_json("/api/generate", &native, &headers)
+        .await?;
+    let lines =
+        parse_lines::<GenerateResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
+    let mut translator = CompletionStream::new(opts.include_usage);
+    let events = async_stream::stream! {
+        let _open = InFlight::start("gateway_open_streams");
+        let mut lines = std::pin::pin!(lines);
+        while let Some(line) = lines.next().await {
+            match line {
+                Ok((line, _)) => {
+                    audit.mark_first_token();
+                    if line.done {
+                        audit.set_upstream_time(started.elapsed());
+                        audit.set_tokens(line.prompt_eval_count, line.eval_count);
+                    }
+                    for chunk in translator.line(line) {
+                        yield json_event(&chunk);
+                    }
+                }
+                Err(err) => {
+                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
+                    yield json_event(&err.openai_body());
+                    return;
+                }
+            }
+        }
+        yield Event::default().data("[DONE]");
+    };
+    Ok(sse(events))
+}
+
+/// Create embeddings (`encoding_format` `float` or `base64`).
+#[utoipa::path(
+    post, path = "/v1/embeddings", tag = "OpenAI",
+    request_body = EmbeddingRequest,
+    responses(
+        (status = 200, description = "The embeddings", body = EmbeddingList),
+        (status = 400, description = "Invalid request", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
+        (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
+        (status = 404, description = "Model not found", body = OpenAiErrorBody),
+        (status = 429, description = "Rate limited", body = OpenAiErrorBody),
+        (status = 502, description = "Model server unreachable", body = OpenAiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<EmbeddingRequest>,
+) -> V1Result {
+    let format = body.encoding_format.unwrap_or(EncodingFormat::Float);
+    let native = request::embed_request(body)?;
+    audit.set_model(&native.model);
+    state.gate.check_model(&caller, &native.model)?;
+    let started = Instant::now();
+    let answer: EmbedResponse = state
+        .upstream
+        .call_json("/api/embed", &native, &headers)
+        .await?;
+    audit.set_upstream_time(started.elapsed());
+    audit.set_tokens(answer.prompt_eval_count, None);
+    Ok(Json(response::embeddings(answer, native.model, format)).into_response())
+}
+
+/// List the models this key may use.
+#[utoipa::path(
+    get, path = "/v1/models", tag = "OpenAI",
+    responses(
+        (status = 200, description = "Models installed in Ollama that this key may use", body = ModelList),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
+        (status = 502, description = "Model server unreachable", body = OpenAiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_models(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    headers: HeaderMap,
+) -> V1Result {
+    let mut tags: TagsResponse = state.upstream.get_json("/api/tags", &headers).await?;
+    tags.models
+        .retain(|m| state.gate.model_visible(&caller, m.id()));
+    Ok(Json(response::model_list(&tags.models)).into_response())
+}
+
+/// Retrieve one model. The id may contain `/` (`hf.co/user/repo:Q4_K_M`).
+#[utoipa::path(
+    get, path = "/v1/models/{model}", tag = "OpenAI",
+    params(("model" = String, Path, description = "Model id; may contain `/`", example = "llama3.2:latest")),
+    responses(
+        (status = 200, description = "The model", body = Model),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
+        (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
+        (status = 404, description = "Model not found", body = OpenAiErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn retrieve_model(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+) -> V1Result {
+    audit.set_model(&model);
+    state.gate.check_model(&caller, &model)?;
+    #[derive(serde::Deserialize)]
+    struct Show {
+        #[serde(default)]
+        modified_at: Option<String>,
+    }
+    let show: Show = state
+        .upstream
+        .call_json("/api/show", &json!({ "model": model }), &headers)
+        .await?;
+    Ok(Json(Model {
+        created: crate::ollama::types::unix_seconds(show.modified_at.as_deref()).unwrap_or(0),
+        owned_by: response::owned_by(&model),
+        id: model,
+        object: "model",
+    })
+    .into_response())
+}
+
+/// Serialise one SSE event; a serialisation failure becomes an error event.
+fn json_event<T: serde::Serialize>(value: &T) -> Event {
+    Event::default().json_data(value).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "could not serialise an SSE event");
+        Event::default()
+            .json_data(GatewayError::Internal.openai_body())
+            .unwrap_or_default()
+    })
+}
+
+/// An SSE response with keep-alive comments for long silences (thinking models).
+fn sse(events: impl Stream<Item = Event> + Send + 'static) -> Response {
+    Sse::new(events.map(Ok::<_, Infallible>))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

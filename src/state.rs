@@ -1,0 +1,44 @@
+//! The state every handler can reach: cheap to clone (one `Arc`).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Config;
+use crate::gate::Gate;
+use crate::shutdown::Shutdown;
+use crate::upstream::Upstream;
+
+/// Shared state.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+/// What the state holds.
+#[derive(Debug)]
+pub struct Inner {
+    /// The settings the gateway started with.
+    pub config: Config,
+    /// The Ollama client.
+    pub upstream: Upstream,
+    /// Keys, allowlists, limits.
+    pub gate: Gate,
+    /// Tells long streams that the shutdown grace period is over.
+    pub shutdown: Shutdown,
+    /// Renders `/metrics` (absent if the recorder could not be installed).
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// Wrap the parts.
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,260 @@
+//! The client for Ollama: one connection pool, timeouts, error mapping, NDJSON line streams.
+//!
+//! Every way the upstream can fail becomes a [`GatewayError`] here, with the transport detail
+//! logged and the client-facing message free of URLs, hosts and ports.
+
+mod native;
+mod ndjson;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use native::{NativeLine, parse_lines};
+pub use ndjson::lines;
+
+use crate::error::GatewayError;
+
+/// Connect timeout for the upstream (a local Ollama answers in microseconds).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest upstream error body read to extract its message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Ollama, as the gateway talks to it.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    client: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+impl Upstream {
+    /// A client for the Ollama at `base` (no trailing slash). `timeout` bounds a non-streamed
+    /// answer, the wait for a stream's first byte and each gap in a stream.
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            // Ollama is local: a proxy from the environment would only get in the way.
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+            timeout,
+        })
+    }
+
+    /// The configured upstream timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Start a request to `path` (which starts with `/`).
+    pub fn request(&self, method: Method, path_and_query: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path_and_query))
+    }
+
+    /// Send a request and wait (within the timeout) for the response head. Non-success statuses
+    /// become errors carrying Ollama's status and message.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, GatewayError> {
+        let response = self.send_raw(request).await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.error_from(response).await)
+        }
+    }
+
+    /// Like [`send`](Self::send) but returns error statuses as responses (for passthrough).
+    pub async fn send_raw(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, GatewayError> {
+        match tokio::time::timeout(self.timeout, request.send()).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
+            Ok(Err(err)) => Err(transport_error(&err)),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// POST a JSON body.
+    pub async fn post_json<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        headers: &HeaderMap,
+    ) -> Result<reqwest::Response, GatewayError> {
+        let request = self
+            .request(Method::POST, path)
+            .headers(forwarded_headers(headers))
+            .json(body);
+        self.send(request).await
+    }
+
+    /// POST a JSON body and read the whole JSON answer, all within the timeout.
+    pub async fn call_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        headers: &HeaderMap,
+    ) -> Result<T, GatewayError> {
+        let call = async {
+            let response = self.post_json(path, body, headers).await?;
+            read_json(response).await
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
+    }
+
+    /// GET a JSON answer, within the timeout.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<T, GatewayError> {
+        let call = async {
+            let request = self
+                .request(Method::GET, path)
+                .headers(forwarded_headers(headers));
+            read_json(self.send(request).await?).await
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
+    }
+
+    /// The body as a stream of chunks, each awaited within the timeout.
+    pub fn body(
+        &self,
+        response: reqwest::Response,
+    ) -> impl Stream<Item = Result<Bytes, GatewayError>> + Send + 'static {
+        let timeout = self.timeout;
+        let mut inner = response.bytes_stream();
+        async_stream::stream! {
+            loop {
+                match tokio::time::timeout(timeout, inner.next()).await {
+                    Err(_) => {
+                        yield Err(GatewayError::UpstreamTimeout(timeout));
+                        break;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Ok(bytes))) => yield Ok(bytes),
+                    Ok(Some(Err(err))) => {
+                        tracing::warn!(error = %err, "upstream stream broke off");
+                        yield Err(GatewayError::UpstreamInterrupted);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body as NDJSON lines (without their `\n`), each awaited within the timeout.
+    pub fn lines(
+        &self,
+        response: reqwest::Response,
+    ) -> impl Stream<Item = Result<Bytes, GatewayError>> + Send + 'static {
+        lines(self.body(response))
+    }
+
+    /// Turn an error status into a [`GatewayError`] with Ollama's message.
+    async fn error_from(&self, response: reqwest::Response) -> GatewayError {
+        let status = response.status();
+        let body = match tokio::time::timeout(self.timeout, read_limited(response)).await {
+            Ok(Ok(body)) => body,
+            _ => Bytes::new(),
+        };
+        upstream_error(status, &body)
+    }
+}
+
+/// Build the error for an upstream error status and body (`{"error":"..."}` or plain text).
+pub fn upstream_error(status: StatusCode, body: &[u8]) -> GatewayError {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| {
+            String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(500)
+                .collect()
+        });
+    let message = if message.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("upstream error")
+            .to_lowercase()
+    } else {
+        message
+    };
+    if status == StatusCode::NOT_FOUND && message.contains("not found") {
+        GatewayError::ModelNotFound { message }
+    } else {
+        GatewayError::Upstream { status, message }
+    }
+}
+
+async fn read_limited(response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = MAX_ERROR_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    Ok(Bytes::from(body))
+}
+
+async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, GatewayError> {
+    let body = response.bytes().await.map_err(|err| {
+        tracing::warn!(error = %err, "reading upstream body failed");
+        GatewayError::UpstreamInterrupted
+    })?;
+    serde_json::from_slice(&body).map_err(|err| {
+        tracing::warn!(error = %err, "upstream sent JSON the gateway cannot read");
+        GatewayError::UpstreamProtocol
+    })
+}
+
+/// Map a transport failure; the detail (which names the URL) is only logged.
+fn transport_error(err: &reqwest::Error) -> GatewayError {
+    tracing::warn!(error = %err, "upstream request failed");
+    if err.is_timeout() {
+        GatewayError::UpstreamTimeout(CONNECT_TIMEOUT)
+    } else {
+        GatewayError::UpstreamUnavailable
+    }
+}
+
+/// The client headers that go upstream: content negotiation and the request id. Never
+/// `Authorization` (the gateway's key is not Ollama's business) nor hop-by-hop headers.
+pub fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in ["content-type", "accept", "user-agent", "x-request-id"] {
+        if let Some(value) = headers.get(name) {
+            out.insert(name, value.clone());
+        }
+    }
+    if !out.contains_key("content-type") {
+        out.insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    out
+}

@@ -1,0 +1,210 @@
+//! Start a fake Ollama and a gateway in front of it; small helpers to call and read them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use fake_ollama::{FakeConfig, FakeOllama};
+use futures::StreamExt;
+use ollama_gateway::config::{Config, Secret};
+use serde_json::Value;
+
+/// The key every test gateway accepts.
+pub const KEY: &str = "test-key-1";
+
+/// A running gateway and its fake upstream.
+pub struct Env {
+    pub fake: FakeOllama,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+impl Env {
+    /// Default settings, one key.
+    pub async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// Settings adjusted by `configure`.
+    pub async fn with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::with_fake(FakeConfig::default(), configure).await
+    }
+
+    /// A fake with its own settings, and adjusted gateway settings.
+    pub async fn with_fake(fake_config: FakeConfig, configure: impl FnOnce(&mut Config)) -> Self {
+        let fake = FakeOllama::start(fake_config)
+            .await
+            .expect("fake ollama starts");
+        let mut config = Config::defaults();
+        config.ollama_url = fake.url();
+        config.api_keys = vec![Secret::new(KEY)];
+        config.ollama_api_key = None;
+        config.config_file = None;
+        config.allowed_models = Vec::new();
+        config.cors_origins = Vec::new();
+        configure(&mut config);
+        let gateway = ollama_gateway::build(config).expect("gateway builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(ollama_gateway::server::run(
+            listener,
+            gateway.service,
+            gateway.state,
+            std::future::pending(),
+        ));
+        Self {
+            fake,
+            addr,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET with the key.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(KEY)
+    }
+
+    /// POST JSON with the key.
+    pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(KEY).json(body)
+    }
+
+    /// POST and read a JSON answer: (status, body).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        read_json(self.post(path, body).send().await.expect("request")).await
+    }
+
+    /// GET and read a JSON answer: (status, body).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        read_json(self.get(path).send().await.expect("request")).await
+    }
+
+    /// How many requests the upstream received on `path`.
+    pub fn upstream_calls(&self, path: &str) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with(path))
+            .count()
+    }
+
+    /// The last request body the upstream received on `path`.
+    pub fn last_upstream_body(&self, path: &str) -> Value {
+        self.fake
+            .requests()
+            .iter()
+            .rev()
+            .find(|r| r.path.starts_with(path))
+            .map(|r| r.body.clone())
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Status and parsed JSON body.
+pub async fn read_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("not JSON (status {status}): {text}"));
+    (status, body)
+}
+
+/// SSE events of a response, read with a real SSE parser: the `data` of each event.
+pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
+    assert_eq!(response.status(), 200, "stream status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "content type {content_type}"
+    );
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| event.expect("well-formed SSE").data)
+        .collect()
+        .await
+}
+
+/// SSE events as JSON, with the final `[DONE]` (if any) reported separately.
+pub async fn sse_json(response: reqwest::Response) -> (Vec<Value>, bool) {
+    let data = sse_data(response).await;
+    let done = data.last().is_some_and(|d| d == "[DONE]");
+    let events = data
+        .iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| panic!("event is not JSON: {d}")))
+        .collect();
+    assert_eq!(
+        data.iter().filter(|d| d.as_str() == "[DONE]").count(),
+        usize::from(done),
+        "[DONE] only last"
+    );
+    (events, done)
+}
+
+/// NDJSON lines of a response, parsed.
+pub async fn ndjson(response: reqwest::Response) -> Vec<Value> {
+    let text = response.text().await.expect("body");
+    assert!(text.ends_with('\n'), "NDJSON ends with a newline: {text:?}");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("line is not JSON: {l}")))
+        .collect()
+}
+
+/// A chat request for `model` with one user message.
+pub fn chat(model: &str) -> Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Why is the sky blue?"}]})
+}
+
+/// The concatenated `delta.content` of chat chunks.
+pub fn streamed_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
+/// Assert no string in `body` names the upstream's address.
+pub fn assert_no_upstream_address(env: &Env, body: &Value) {
+    let text = body.to_string();
+    let port = env.fake.addr().port().to_string();
+    assert!(
+        !text.contains(&port) && !text.contains("127.0.0.1") && !text.contains("localhost"),
+        "leaks the upstream: {text}"
+    );
+}
+
+/// The lines of a fixture file, parsed.
+pub fn fixture_lines(name: &str) -> Vec<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("fixture line is JSON"))
+        .collect()
+}
+
+/// The text a chat fixture produces (its `message.content` concatenated).
+pub fn fixture_text(name: &str) -> String {
+    fixture_lines(name)
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect()
+}

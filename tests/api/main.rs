@@ -1,0 +1,16 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failing test should fail loudly"
+)]
+//! Integration tests: the real gateway on a real port, in front of the fake Ollama, over HTTP.
+//! One test binary (modules below) keeps link time down.
+
+mod common;
+mod gate;
+mod native;
+mod openapi;
+mod operations;
+mod simple;
+mod v1_chat;
+mod v1_other;

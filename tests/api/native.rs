@@ -1,0 +1,139 @@
+//! Native `/api/*` passthrough.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn native_chat_generate_embed_show_tags_ps_version_pass_through() {
+    let env = Env::start().await;
+    let response = env
+        .post("/api/chat", &chat("llama3.2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let lines = ndjson(response).await;
+    assert_eq!(lines.len(), fixture_lines("chat/text.ndjson").len());
+    assert!(
+        env.last_upstream_body("/api/chat").get("stream").is_none(),
+        "native bodies are forwarded as sent"
+    );
+
+    let (status, out) = env
+        .post_json(
+            "/api/generate",
+            &json!({"model": "llama3.2", "prompt": "hi", "stream": false}),
+        )
+        .await;
+    assert_eq!((status, out["done"].clone()), (200, json!(true)));
+    let (status, out) = env
+        .post_json("/api/embed", &json!({"model": "all-minilm", "input": "hi"}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(out["embeddings"][0].is_array());
+    let (status, out) = env
+        .post_json(
+            "/api/embeddings",
+            &json!({"model": "all-minilm", "prompt": "hi"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(out["embedding"].is_array());
+    let (status, out) = env
+        .post_json("/api/show", &json!({"model": "llama3.2"}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(out["capabilities"].is_array());
+    for path in ["/api/tags", "/api/ps", "/api/version"] {
+        let (status, _) = env.get_json(path).await;
+        assert_eq!(status, 200, "{path}");
+    }
+    let (status, out) = env.post_json("/api/show", &json!({"model": "nope"})).await;
+    assert_eq!(status, 404);
+    assert!(
+        out["error"].as_str().unwrap().contains("not found"),
+        "Ollama's own error passes through"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_native_stream_ends_with_an_error_line() {
+    let env = Env::with(|c| c.upstream_timeout = std::time::Duration::from_millis(800)).await;
+    let response = env
+        .post("/api/chat", &chat("fail-stall"))
+        .send()
+        .await
+        .unwrap();
+    let lines = ndjson(response).await;
+    assert!(
+        lines.last().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer")
+    );
+}
+
+#[tokio::test]
+async fn administrative_endpoints_are_refused_by_default() {
+    let env = Env::start().await;
+    let calls = [
+        ("POST", "/api/pull"),
+        ("POST", "/api/push"),
+        ("POST", "/api/create"),
+        ("POST", "/api/copy"),
+        ("DELETE", "/api/delete"),
+        ("POST", "/api/blobs/sha256:0000"),
+        ("HEAD", "/api/blobs/sha256:0000"),
+    ];
+    for (method, path) in calls {
+        let response = env
+            .client
+            .request(method.parse().unwrap(), env.url(path))
+            .bearer_auth(KEY)
+            .json(&json!({"model": "llama3.2"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method} {path}");
+        if method != "HEAD" {
+            let (_, body) = read_json(response).await;
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("GATEWAY_ALLOW_ADMIN"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(env.fake.request_count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn unknown_api_paths_are_not_forwarded() {
+    let env = Env::start().await;
+    for path in [
+        "/api/unknown",
+        "/api/PULL",
+        "/API/pull",
+        "/api/pull/",
+        "/api/tags/extra",
+    ] {
+        let response = env
+            .client
+            .post(env.url(path))
+            .bearer_auth(KEY)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(response.status().as_u16(), 404 | 405),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    assert_eq!(env.fake.request_count(), 0);
+}

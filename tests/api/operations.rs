@@ -1,0 +1,181 @@
+//! Health, readiness, request ids, metrics, audit-relevant behaviour and shutdown.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn health_and_readiness_report_the_upstream() {
+    let env = Env::start().await;
+    let (status, health) =
+        read_json(env.client.get(env.url("/health")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["upstream_reachable"], true);
+    let (status, ready) = read_json(env.client.get(env.url("/ready")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(ready["upstream_version"].is_string());
+
+    let down = Env::with(|c| c.ollama_url = "http://127.0.0.1:9".into()).await;
+    let (status, health) =
+        read_json(down.client.get(down.url("/health")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, health["upstream_reachable"].clone()),
+        (200, json!(false))
+    );
+    let (status, _) = read_json(down.client.get(down.url("/ready")).send().await.unwrap()).await;
+    assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn request_ids_round_trip_and_reach_the_upstream() {
+    let env = Env::start().await;
+    let response = env
+        .post("/v1/chat/completions", &chat("llama3.2"))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+    let sent = env.fake.requests().last().cloned().unwrap();
+    assert!(
+        sent.headers
+            .iter()
+            .any(|(n, v)| n == "x-request-id" && v == "trace-me-123"),
+        "{:?}",
+        sent.headers
+    );
+    let response = env.get("/v1/models").send().await.unwrap();
+    let generated = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(generated.len(), 36, "a UUID when the client sent none");
+}
+
+fn counter(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_and_refusals() {
+    // The recorder is process-wide and tests run in parallel: this test's key has its own name.
+    let path = std::env::temp_dir().join(format!("gw-metrics-keys-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[keys]]\nname = \"metrics-test\"\nkey = \"metrics-key\"\n",
+    )
+    .unwrap();
+    let file = path.clone();
+    let env = Env::with(move |c| {
+        c.allowed_models = vec!["llama3.2".into()];
+        c.config_file = Some(file);
+    })
+    .await;
+    let call = |path: &str| env.client.get(env.url(path)).bearer_auth("metrics-key");
+    let scrape = || async { call("/metrics").send().await.unwrap().text().await.unwrap() };
+    let before = scrape().await;
+    let route = [
+        ("route", "/v1/chat/completions"),
+        ("status", "200"),
+        ("key", "metrics-test"),
+    ];
+    for _ in 0..3 {
+        let response = env
+            .client
+            .post(env.url("/v1/chat/completions"))
+            .bearer_auth("metrics-key")
+            .json(&chat("llama3.2"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+    let response = env
+        .client
+        .post(env.url("/v1/chat/completions"))
+        .bearer_auth("metrics-key")
+        .json(&chat("qwen3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let _ = std::fs::remove_file(path);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = scrape().await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        counter(&after, name, labels) - counter(&before, name, labels)
+    };
+    assert_eq!(delta("gateway_requests_total", &route), 3.0);
+    let trailer = fixture_lines("chat/text.ndjson").last().cloned().unwrap();
+    let eval = trailer["eval_count"].as_f64().unwrap();
+    let prompt = trailer["prompt_eval_count"].as_f64().unwrap();
+    let ours = [("model", "llama3.2"), ("key", "metrics-test")];
+    assert_eq!(delta("gateway_completion_tokens_total", &ours), 3.0 * eval);
+    assert_eq!(delta("gateway_prompt_tokens_total", &ours), 3.0 * prompt);
+    assert!(delta("gateway_refused_total", &[("reason", "model_not_allowed")]) >= 1.0);
+    assert!(after.contains("gateway_overhead_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn shutdown_ends_an_open_stream_with_an_error_event() {
+    let fake = fake_ollama::FakeOllama::start(fake_ollama::FakeConfig {
+        chunk_gap: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut config = ollama_gateway::config::Config::defaults();
+    config.ollama_url = fake.url();
+    config.api_keys = vec![ollama_gateway::config::Secret::new(KEY)];
+    config.shutdown_grace = Duration::from_millis(300);
+    let gateway = ollama_gateway::build(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ollama_gateway::server::run(
+        listener,
+        gateway.service,
+        gateway.state,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let mut body = chat("bench");
+    body["stream"] = json!(true);
+    body["max_tokens"] = json!(100);
+    let response = client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = stop.send(());
+    let (events, done) = sse_json(response).await;
+    assert!(!done);
+    assert_eq!(events.last().unwrap()["error"]["code"], "shutting_down");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops")
+        .unwrap()
+        .unwrap();
+    assert!(
+        client
+            .get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+}
