@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, Uri, header};
@@ -55,6 +55,8 @@ pub fn build(state: AppState) -> GatewayService {
                 .layer(CatchPanicLayer::custom(on_panic))
                 .layer(cors(&state.config.cors_origins))
                 .layer(from_fn(audit::audit))
+                // Our own limit (next layer) replaces axum's 2 MiB default for extractors.
+                .layer(DefaultBodyLimit::disable())
                 .layer(from_fn_with_state(state.clone(), limits::limit_body))
                 .layer(from_fn_with_state(state.clone(), auth::authenticate))
                 .layer(from_fn_with_state(state.clone(), limits::limit_rate)),

@@ -409,6 +409,20 @@ async fn oversized_bodies_are_413_before_the_upstream() {
 }
 
 #[tokio::test]
+async fn bodies_under_the_limit_are_accepted_even_when_large() {
+    let env = Env::start().await;
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let mut body = chat("llava");
+    body["messages"][0]["content"] = json!([{"type": "text", "text": "x".repeat(3 << 20)},
+        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}}]);
+    let (status, out) = env.post_json("/v1/chat/completions", &body).await;
+    assert_eq!(
+        status, 200,
+        "a 3 MiB body is under the 32 MiB default: {out}"
+    );
+}
+
+#[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
     let env = Env::with(|c| {
         c.rate_limit = 60;
