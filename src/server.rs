@@ -19,8 +19,6 @@ use tower::ServiceExt;
 use crate::http::stack::GatewayService;
 use crate::state::AppState;
 
-/// How long a client may take to send the request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (all headers together).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most headers in one request.
@@ -40,7 +38,7 @@ pub async fn run(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(state.config.header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
     builder.http2().timer(TokioTimer::new());

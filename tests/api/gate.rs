@@ -582,3 +582,36 @@ async fn cors_preflight_needs_no_key_and_allows_the_needed_headers() {
             .contains_key("access-control-allow-origin")
     );
 }
+
+#[tokio::test]
+async fn slow_clients_cannot_hold_a_connection_and_huge_headers_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Env::with(|c| c.header_timeout = Duration::from_millis(300)).await;
+    let mut socket = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+    socket
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the server closed a connection whose headers never finished"
+    );
+
+    let response = env
+        .get("/v1/models")
+        .header("x-padding", "a".repeat(100 * 1024))
+        .send()
+        .await;
+    match response {
+        Ok(response) => assert_eq!(response.status(), 431),
+        Err(err) => assert!(
+            err.is_request() || err.is_connect() || err.to_string().contains("connection"),
+            "{err}"
+        ),
+    }
+    assert_eq!(env.fake.request_count(), 0);
+    let (status, _) = env.get_json("/v1/models").await;
+    assert_eq!(status, 200, "and it keeps serving");
+}

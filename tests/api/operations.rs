@@ -179,3 +179,79 @@ async fn shutdown_ends_an_open_stream_with_an_error_event() {
         "no longer accepting"
     );
 }
+
+/// Captured log output (JSON lines) of this test process.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
+        std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let writer = move || LogWriter(logs);
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .with_env_filter("audit=info")
+            .try_init();
+        logs
+    })
+}
+
+struct LogWriter(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_audit_line_per_request_names_the_key_never_the_key_itself() {
+    let logs = captured_logs();
+    let env = Env::with(|c| c.allowed_models = vec!["llama3.2".into()]).await;
+    let mut streamed = chat("llama3.2");
+    streamed["stream"] = json!(true);
+    let ok = env
+        .post("/v1/chat/completions", &streamed)
+        .header("x-request-id", "audit-ok-1")
+        .send()
+        .await
+        .unwrap();
+    let _ = sse_json(ok).await;
+    let refused = env
+        .post("/v1/chat/completions", &chat("qwen3"))
+        .header("x-request-id", "audit-refused-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let _ = refused.bytes().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let line_for = |id: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["request_id"] == id && l["target"] == "audit")
+            .collect()
+    };
+    let ok_lines = line_for("audit-ok-1");
+    assert_eq!(ok_lines.len(), 1, "exactly one audit line: {text}");
+    let ok_line = &ok_lines[0];
+    let trailer = fixture_lines("chat/text.ndjson").last().cloned().unwrap();
+    assert_eq!(ok_line["key"], "key-1");
+    assert_eq!(ok_line["model"], "llama3.2");
+    assert_eq!(ok_line["status"], 200);
+    assert_eq!(ok_line["route"], "/v1/chat/completions");
+    assert_eq!(ok_line["method"], "POST");
+    assert_eq!(ok_line["prompt_tokens"], trailer["prompt_eval_count"]);
+    assert_eq!(ok_line["completion_tokens"], trailer["eval_count"]);
+    assert!(ok_line["upstream_ms"].as_f64().is_some());
+    let refused_line = &line_for("audit-refused-1")[0];
+    assert_eq!(refused_line["status"], 403);
+    assert_eq!(refused_line["refused"], "model_not_allowed");
+    assert!(!text.contains(KEY), "the key itself is never logged");
+}
