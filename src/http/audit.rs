@@ -77,6 +77,21 @@ impl Audit {
         });
     }
 
+    /// Note one line of a native stream: the first token's time, and on the last line the
+    /// upstream time and token counts.
+    pub fn observe_line<L: crate::upstream::NativeLine>(
+        &self,
+        line: &L,
+        upstream_started: Instant,
+    ) {
+        self.mark_first_token();
+        if line.is_done() {
+            self.set_upstream_time(upstream_started.elapsed());
+            let (prompt, completion) = line.token_counts();
+            self.set_tokens(prompt, completion);
+        }
+    }
+
     /// A stream ended with an error event after a 200 was sent.
     pub fn set_stream_error(&self, kind: &str) {
         self.with(|r| r.stream_error = Some(kind.to_owned()));

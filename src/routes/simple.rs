@@ -97,11 +97,7 @@ pub async fn chat(
         while let Some(line) = lines.next().await {
             match line {
                 Ok((line, raw)) => {
-                    audit.mark_first_token();
-                    if line.done {
-                        audit.set_upstream_time(started.elapsed());
-                        audit.set_tokens(line.prompt_eval_count, line.eval_count);
-                    }
+                    audit.observe_line(&line, started);
                     let mut framed = Vec::with_capacity(raw.len() + 1);
                     framed.extend_from_slice(&raw);
                     framed.push(b'\n');

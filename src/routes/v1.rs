@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::HeaderMap;
 use serde_json::json;
@@ -27,7 +28,7 @@ use crate::openai::types::{
 };
 use crate::openai::{request, response};
 use crate::state::AppState;
-use crate::upstream::parse_lines;
+use crate::upstream::{NativeLine, parse_lines};
 
 type V1Result = Result<Response, OpenAiError>;
 
@@ -76,31 +77,9 @@ pub async fn chat_completions(
     let lines =
         parse_lines::<ChatResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
     let mut translator = ChatStream::new(opts.include_usage);
-    let events = async_stream::stream! {
-        let _open = InFlight::start("gateway_open_streams");
-        let mut lines = std::pin::pin!(lines);
-        while let Some(line) = lines.next().await {
-            match line {
-                Ok((line, _)) => {
-                    audit.mark_first_token();
-                    if line.done {
-                        audit.set_upstream_time(started.elapsed());
-                        audit.set_tokens(line.prompt_eval_count, line.eval_count);
-                    }
-                    for chunk in translator.line(line) {
-                        yield json_event(&chunk);
-                    }
-                }
-                Err(err) => {
-                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
-                    yield json_event(&err.openai_body());
-                    return;
-                }
-            }
-        }
-        yield Event::default().data("[DONE]");
-    };
-    Ok(sse(events))
+    Ok(translated_sse(lines, audit, started, move |line| {
+        translator.line(line)
+    }))
 }
 
 /// Create a text completion (legacy API), streamed when `stream` is true.
@@ -146,31 +125,9 @@ pub async fn completions(
     let lines =
         parse_lines::<GenerateResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
     let mut translator = CompletionStream::new(opts.include_usage);
-    let events = async_stream::stream! {
-        let _open = InFlight::start("gateway_open_streams");
-        let mut lines = std::pin::pin!(lines);
-        while let Some(line) = lines.next().await {
-            match line {
-                Ok((line, _)) => {
-                    audit.mark_first_token();
-                    if line.done {
-                        audit.set_upstream_time(started.elapsed());
-                        audit.set_tokens(line.prompt_eval_count, line.eval_count);
-                    }
-                    for chunk in translator.line(line) {
-                        yield json_event(&chunk);
-                    }
-                }
-                Err(err) => {
-                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
-                    yield json_event(&err.openai_body());
-                    return;
-                }
-            }
-        }
-        yield Event::default().data("[DONE]");
-    };
-    Ok(sse(events))
+    Ok(translated_sse(lines, audit, started, move |line| {
+        translator.line(line)
+    }))
 }
 
 /// Create embeddings (`encoding_format` `float` or `base64`).
@@ -267,6 +224,43 @@ pub async fn retrieve_model(
         object: "model",
     })
     .into_response())
+}
+
+/// An SSE response from native lines: each line becomes the chunks `translate` makes of it,
+/// a failure becomes one error event (and no `[DONE]`), a complete stream ends with `[DONE]`.
+fn translated_sse<L, C, S, F>(
+    lines: S,
+    audit: Audit,
+    started: Instant,
+    mut translate: F,
+) -> Response
+where
+    L: NativeLine,
+    C: serde::Serialize + Send + 'static,
+    S: Stream<Item = Result<(L, Bytes), GatewayError>> + Send + 'static,
+    F: FnMut(L) -> Vec<C> + Send + 'static,
+{
+    let events = async_stream::stream! {
+        let _open = InFlight::start("gateway_open_streams");
+        let mut lines = std::pin::pin!(lines);
+        while let Some(line) = lines.next().await {
+            match line {
+                Ok((line, _)) => {
+                    audit.observe_line(&line, started);
+                    for chunk in translate(line) {
+                        yield json_event(&chunk);
+                    }
+                }
+                Err(err) => {
+                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
+                    yield json_event(&err.openai_body());
+                    return;
+                }
+            }
+        }
+        yield Event::default().data("[DONE]");
+    };
+    sse(events)
 }
 
 /// Serialise one SSE event; a serialisation failure becomes an error event.

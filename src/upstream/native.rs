@@ -16,6 +16,8 @@ pub trait NativeLine: DeserializeOwned + Send + 'static {
     fn error(&self) -> Option<&str>;
     /// Whether this is the last line.
     fn is_done(&self) -> bool;
+    /// Ollama's prompt and completion token counts (on the last line).
+    fn token_counts(&self) -> (Option<u64>, Option<u64>);
 }
 
 impl NativeLine for ChatResponse {
@@ -25,6 +27,9 @@ impl NativeLine for ChatResponse {
     fn is_done(&self) -> bool {
         self.done
     }
+    fn token_counts(&self) -> (Option<u64>, Option<u64>) {
+        (self.prompt_eval_count, self.eval_count)
+    }
 }
 
 impl NativeLine for GenerateResponse {
@@ -33,6 +38,9 @@ impl NativeLine for GenerateResponse {
     }
     fn is_done(&self) -> bool {
         self.done
+    }
+    fn token_counts(&self) -> (Option<u64>, Option<u64>) {
+        (self.prompt_eval_count, self.eval_count)
     }
 }
 
