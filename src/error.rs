@@ -45,6 +45,9 @@ pub enum GatewayError {
     /// No such route.
     #[error("no route for {0}")]
     RouteNotFound(String),
+    /// The route exists, but not for this method.
+    #[error("method not allowed for {0}")]
+    MethodNotAllowed(String),
     /// Ollama does not know the model.
     #[error("{message}")]
     ModelNotFound { message: String },
@@ -89,6 +92,7 @@ impl GatewayError {
             Self::ModelNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RouteNotFound(_) | Self::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnavailable | Self::UpstreamProtocol | Self::UpstreamInterrupted => {
                 StatusCode::BAD_GATEWAY
@@ -105,7 +109,8 @@ impl GatewayError {
             Self::InvalidRequest { .. }
             | Self::BodyTooLarge { .. }
             | Self::ModelNotFound { .. }
-            | Self::RouteNotFound(_) => "invalid_request_error",
+            | Self::RouteNotFound(_)
+            | Self::MethodNotAllowed(_) => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
             Self::ModelNotAllowed(_) | Self::Forbidden(_) => "permission_error",
             Self::RateLimited { .. } => "rate_limit_error",
@@ -124,6 +129,7 @@ impl GatewayError {
             Self::Forbidden(_) => Some("forbidden"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::RouteNotFound(_) => Some("unknown_url"),
+            Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::ModelNotFound { .. } => Some("model_not_found"),
             Self::Upstream { .. } => None,
             Self::UpstreamUnavailable => Some("upstream_unavailable"),

@@ -50,6 +50,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn build(state: AppState) -> GatewayService {
     let inner: Router = crate::routes::router()
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(on_panic))
@@ -137,6 +138,12 @@ fn reject_bad_paths(
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path().to_owned();
     GatewayError::RouteNotFound(format!("{} {path}", req.method())).render(Surface::for_path(&path))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    GatewayError::MethodNotAllowed(format!("{} {path}", req.method()))
+        .render(Surface::for_path(&path))
 }
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {

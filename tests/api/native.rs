@@ -137,3 +137,24 @@ async fn unknown_api_paths_are_not_forwarded() {
     }
     assert_eq!(env.fake.request_count(), 0);
 }
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_in_the_surface_shape() {
+    let env = Env::start().await;
+    let (status, body) = env.get_json("/v1/nope").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (404, json!("unknown_url"))
+    );
+    let (status, body) = env.get_json("/v1/chat/completions").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (405, json!("method_not_allowed"))
+    );
+    let (status, body) = env.get_json("/api/chat").await;
+    assert_eq!(status, 405);
+    assert!(body["error"].is_string());
+    let (status, body) = env.get_json("/nothing-here").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string());
+}
