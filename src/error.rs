@@ -131,7 +131,7 @@ impl GatewayError {
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::ModelNotFound { .. } => Some("model_not_found"),
-            Self::Upstream { .. } => None,
+            Self::Upstream { .. } => Some("upstream_error"),
             Self::UpstreamUnavailable => Some("upstream_unavailable"),
             Self::UpstreamTimeout(_) => Some("upstream_timeout"),
             Self::UpstreamProtocol => Some("upstream_protocol_error"),

@@ -78,6 +78,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> 
                 message: format!("request body is not valid JSON: {inner}"),
                 param: None,
             }
+        } else if let Some(expected) = untagged_expectation(&inner.to_string()) {
+            GatewayError::invalid(path.clone(), format!("{path}: must be {expected}"))
         } else if path == "." {
             GatewayError::InvalidRequest {
                 message: format!("invalid request body: {inner}"),
@@ -86,6 +88,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> 
         } else {
             GatewayError::invalid(path.clone(), format!("{path}: {inner}"))
         }
+    })
+}
+
+/// serde's message for a value that fits no variant of an untagged enum names the Rust type;
+/// say what the field accepts instead.
+fn untagged_expectation(message: &str) -> Option<&'static str> {
+    let type_name = message
+        .strip_prefix("data did not match any variant of untagged enum ")?
+        .split_whitespace()
+        .next()?;
+    Some(match type_name {
+        "MessageContent" => "a string or an array of content parts",
+        "StopSequences" => "a string or an array of strings",
+        "EmbeddingInput" => {
+            "a string or an array of strings (token arrays are not supported by Ollama)"
+        }
+        "Prompt" => "a string or an array with one string",
+        "ImageUrl" => "an object with a url, or the URL itself",
+        "ToolChoice" => {
+            "\"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}"
+        }
+        _ => "of another type",
     })
 }
 
@@ -109,6 +133,17 @@ mod tests {
         assert!(message.contains("robot"), "{message}");
         let (param, _) = refusal(r#"{"model":"m","messages":[],"max_tokens":"ten"}"#);
         assert_eq!(param.as_deref(), Some("max_tokens"));
+    }
+
+    #[test]
+    fn untagged_fields_say_what_they_accept() {
+        let (param, message) = refusal(r#"{"model":"m","messages":[{"role":"user","content":5}]}"#);
+        assert_eq!(param.as_deref(), Some("messages[0].content"));
+        assert!(
+            message.contains("a string or an array of content parts"),
+            "{message}"
+        );
+        assert!(!message.contains("untagged"), "{message}");
     }
 
     #[test]

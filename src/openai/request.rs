@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::types::{
     ChatCompletionRequest, ChatMessage, CompletionRequest, ContentPart, EmbeddingInput,
-    EmbeddingRequest, MessageContent, ResponseFormat, Role, StopSequences, Tool, ToolChoice,
-    ToolChoiceMode,
+    EmbeddingRequest, MessageContent, Prompt, ResponseFormat, Role, StopSequences, Tool,
+    ToolChoice, ToolChoiceMode,
 };
 use crate::error::GatewayError;
 use crate::ollama::types::{
@@ -18,12 +18,14 @@ use crate::ollama::types::{
 };
 
 /// What the response side needs to know about the request.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ResponseOptions {
     /// The client asked for SSE.
     pub stream: bool,
     /// `stream_options.include_usage`.
     pub include_usage: bool,
+    /// Legacy completions with `echo`: the prompt to put in front of the answer.
+    pub echo: Option<String>,
 }
 
 /// Validate an OpenAI chat request and build the native `/api/chat` request.
@@ -103,6 +105,7 @@ pub fn chat_request(
         ResponseOptions {
             stream,
             include_usage,
+            echo: None,
         },
     ))
 }
@@ -113,6 +116,22 @@ pub fn completion_request(
 ) -> Result<(GenerateRequest, ResponseOptions), GatewayError> {
     check_model(&request.model)?;
     check_n(request.n)?;
+    if request.best_of.is_some_and(|b| b != 1) {
+        return Err(GatewayError::invalid(
+            "best_of",
+            "best_of: only 1 is supported; send several requests instead",
+        ));
+    }
+    let prompt = match request.prompt {
+        Prompt::One(prompt) => prompt,
+        Prompt::Many(mut prompts) if prompts.len() == 1 => prompts.remove(0),
+        Prompt::Many(_) => {
+            return Err(GatewayError::invalid(
+                "prompt",
+                "prompt: exactly one prompt per request is supported; send several requests instead",
+            ));
+        }
+    };
     let top_logprobs = check_range_int("logprobs", request.logprobs, 0, 20)?;
     let mut options = request.options.unwrap_or_default();
     Sampling {
@@ -134,9 +153,10 @@ pub fn completion_request(
         .stream_options
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
+    let echo = request.echo.unwrap_or(false).then(|| prompt.clone());
     let native = GenerateRequest {
         model: request.model,
-        prompt: request.prompt,
+        prompt,
         suffix: request.suffix,
         stream,
         options,
@@ -151,6 +171,7 @@ pub fn completion_request(
         ResponseOptions {
             stream,
             include_usage,
+            echo,
         },
     ))
 }

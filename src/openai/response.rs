@@ -131,8 +131,8 @@ pub fn completion_logprobs(native: Option<Vec<Logprob>>) -> Option<CompletionLog
     Some(out)
 }
 
-/// A non-streamed `/api/generate` answer → `text_completion`.
-pub fn completion(response: GenerateResponse) -> Completion {
+/// A non-streamed `/api/generate` answer → `text_completion`; `echo` goes in front of the text.
+pub fn completion(response: GenerateResponse, echo: Option<&str>) -> Completion {
     Completion {
         id: new_id("cmpl-"),
         object: "text_completion",
@@ -141,7 +141,10 @@ pub fn completion(response: GenerateResponse) -> Completion {
         system_fingerprint: SYSTEM_FINGERPRINT,
         choices: vec![CompletionChoice {
             index: 0,
-            text: response.response,
+            text: match echo {
+                Some(prompt) => format!("{prompt}{}", response.response),
+                None => response.response,
+            },
             logprobs: completion_logprobs(response.logprobs),
             finish_reason: Some(finish_reason(response.done_reason.as_deref(), false)),
         }],

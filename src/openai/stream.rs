@@ -146,15 +146,18 @@ pub struct CompletionStream {
     id: String,
     include_usage: bool,
     created: Option<i64>,
+    /// The prompt still to be echoed before the first text (legacy `echo`).
+    echo: Option<String>,
 }
 
 impl CompletionStream {
-    /// A new stream.
-    pub fn new(include_usage: bool) -> Self {
+    /// A new stream; `echo` is sent as the first text.
+    pub fn new(include_usage: bool, echo: Option<String>) -> Self {
         Self {
             id: new_id("cmpl-"),
             include_usage,
             created: None,
+            echo,
         }
     }
 
@@ -164,6 +167,15 @@ impl CompletionStream {
             .created
             .get_or_insert_with(|| created(line.created_at.as_deref()));
         let mut chunks = Vec::new();
+        if let Some(prompt) = self.echo.take().filter(|p| !p.is_empty()) {
+            let choice = CompletionChoice {
+                index: 0,
+                text: prompt,
+                logprobs: None,
+                finish_reason: None,
+            };
+            chunks.push(self.chunk(&line.model, created, vec![choice], None));
+        }
         if !line.response.is_empty() || line.done {
             chunks.push(self.chunk(
                 &line.model,
@@ -333,7 +345,7 @@ mod tests {
 
     #[test]
     fn completion_stream_finishes_on_the_done_line() {
-        let mut stream = CompletionStream::new(true);
+        let mut stream = CompletionStream::new(true, Some("Q: ".into()));
         let lines = [
             json!({"model":"m","response":"Once","done":false}),
             json!({"model":"m","response":"","done":true,"done_reason":"length","prompt_eval_count":2,"eval_count":1}),
@@ -343,10 +355,14 @@ mod tests {
             .flat_map(|l| stream.line(serde_json::from_value(l.clone()).unwrap_or_default()))
             .map(|c| serde_json::to_value(c).unwrap_or_default())
             .collect();
-        assert_eq!(chunks.len(), 3);
-        assert_eq!(chunks[0]["choices"][0]["text"], "Once");
-        assert_eq!(chunks[0]["choices"][0]["finish_reason"], Value::Null);
-        assert_eq!(chunks[1]["choices"][0]["finish_reason"], "length");
-        assert_eq!(chunks[2]["usage"]["total_tokens"], 3);
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(
+            chunks[0]["choices"][0]["text"], "Q: ",
+            "the echoed prompt comes first"
+        );
+        assert_eq!(chunks[1]["choices"][0]["text"], "Once");
+        assert_eq!(chunks[1]["choices"][0]["finish_reason"], Value::Null);
+        assert_eq!(chunks[2]["choices"][0]["finish_reason"], "length");
+        assert_eq!(chunks[3]["usage"]["total_tokens"], 3);
     }
 }

@@ -522,8 +522,8 @@ pub struct Delta {
 pub struct CompletionRequest {
     #[schema(example = "llama3.2")]
     pub model: String,
-    /// The prompt (a single string).
-    pub prompt: String,
+    /// The prompt: a string, or an array holding one string.
+    pub prompt: Prompt,
     #[serde(default)]
     pub suffix: Option<String>,
     #[serde(default)]
@@ -556,6 +556,13 @@ pub struct CompletionRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1)]
     pub n: Option<i64>,
+    /// Put the prompt in front of the answer.
+    #[serde(default)]
+    pub echo: Option<bool>,
+    /// Only 1 is supported.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1)]
+    pub best_of: Option<i64>,
     #[serde(default)]
     pub top_k: Option<i64>,
     #[serde(default)]
@@ -570,6 +577,14 @@ pub struct CompletionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub options: Option<Map<String, Value>>,
+}
+
+/// A completion prompt: one string, or an array of strings (only one prompt per request).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Prompt {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// `text_completion` object (also each streamed chunk).

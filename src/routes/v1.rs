@@ -116,7 +116,7 @@ pub async fn completions(
             .await?;
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
-        return Ok(Json(response::completion(answer)).into_response());
+        return Ok(Json(response::completion(answer, opts.echo.as_deref())).into_response());
     }
     let upstream = state
         .upstream
@@ -124,7 +124,7 @@ pub async fn completions(
         .await?;
     let lines =
         parse_lines::<GenerateResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
-    let mut translator = CompletionStream::new(opts.include_usage);
+    let mut translator = CompletionStream::new(opts.include_usage, opts.echo);
     Ok(translated_sse(lines, audit, started, move |line| {
         translator.line(line)
     }))

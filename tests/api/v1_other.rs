@@ -200,3 +200,45 @@ async fn an_empty_model_store_lists_an_empty_array() {
     assert_eq!(status, 200);
     assert_eq!(list["data"], json!([]));
 }
+
+#[tokio::test]
+async fn completions_accept_a_one_prompt_array_echo_and_refuse_what_they_cannot_do() {
+    let env = Env::start().await;
+    let (status, out) = env
+        .post_json(
+            "/v1/completions",
+            &json!({"model": "llama3.2", "prompt": ["Why?"], "echo": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        out["choices"][0]["text"],
+        format!("Why?{}", generate_text())
+    );
+    assert_eq!(env.last_upstream_body("/api/generate")["prompt"], "Why?");
+    for (body, field) in [
+        (json!({"model": "llama3.2", "prompt": ["a", "b"]}), "prompt"),
+        (
+            json!({"model": "llama3.2", "prompt": "x", "best_of": 3}),
+            "best_of",
+        ),
+    ] {
+        let (status, out) = env.post_json("/v1/completions", &body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(out["error"]["param"], field);
+    }
+    let (status, out) = env
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "all-minilm", "input": [[1, 2, 3]]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token arrays are not supported"),
+        "{out}"
+    );
+}
