@@ -8,7 +8,8 @@ use percent_encoding::percent_decode_str;
 /// The canonical form of `path`, or `None` when it is not acceptable.
 pub fn normalize(path: &str) -> Option<String> {
     let decoded = percent_decode_str(path).decode_utf8().ok()?;
-    if decoded.contains(['\0', '\\']) || decoded.contains(|c: char| c.is_control()) {
+    // `?` and `#` decoded from `%3F`/`%23` would turn part of the path into a query or fragment.
+    if decoded.contains(['\0', '\\', '?', '#']) || decoded.contains(|c: char| c.is_control()) {
         return None;
     }
     let mut segments: Vec<&str> = Vec::new();
@@ -55,5 +56,7 @@ mod tests {
         assert_eq!(normalize("/api/%00pull"), None);
         assert_eq!(normalize("/api/%ff"), None);
         assert_eq!(normalize("/api\\pull"), None);
+        assert_eq!(normalize("/v1/models/llama3.2%3Fx=1"), None);
+        assert_eq!(normalize("/v1/models/llama3.2%23frag"), None);
     }
 }

@@ -44,6 +44,7 @@ pub struct ChatRequest {
     pub logprobs: Option<bool>,
     /// How many alternatives per token (0-20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 20)]
     pub top_logprobs: Option<u32>,
     /// Any other field a native client sent, forwarded untouched.
     #[serde(flatten)]

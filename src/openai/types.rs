@@ -21,7 +21,7 @@ use crate::ollama::types::Logprob;
 #[schema(example = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}))]
 pub struct ChatCompletionRequest {
     /// Model to use, as Ollama names it.
-    #[schema(example = "llama3.2")]
+    #[schema(example = "llama3.2", min_length = 1)]
     pub model: String,
     /// The conversation so far (at least one message).
     #[schema(min_items = 1)]
@@ -89,15 +89,19 @@ pub struct ChatCompletionRequest {
     pub n: Option<i64>,
     /// Ollama extension: top-k sampling.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub top_k: Option<i64>,
     /// Ollama extension: min-p sampling.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f64>,
     /// Ollama extension: context window size.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub num_ctx: Option<i64>,
     /// Ollama extension: repetition penalty.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 10)]
     pub repeat_penalty: Option<f64>,
     /// Ollama extension: how long the model stays loaded (`"5m"`, seconds, -1).
     #[serde(default)]
@@ -512,6 +516,25 @@ pub struct Delta {
     pub tool_calls: Option<Vec<ResponseToolCall>>,
 }
 
+/// One server-sent event of a `/v1/chat/completions` stream, as the document describes it:
+/// `data` holds a `ChatCompletionChunk` as JSON, an error object (`OpenAiErrorBody`) when the
+/// stream fails, or `[DONE]` at the end.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ChatCompletionSseEvent {
+    /// JSON `ChatCompletionChunk`, JSON `OpenAiErrorBody`, or `[DONE]`.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
+/// One server-sent event of a `/v1/completions` stream: `data` holds a `Completion` chunk as
+/// JSON, an error object (`OpenAiErrorBody`) when the stream fails, or `[DONE]` at the end.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CompletionSseEvent {
+    /// JSON `Completion` chunk, JSON `OpenAiErrorBody`, or `[DONE]`.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Legacy completions
 // ---------------------------------------------------------------------------------------------
@@ -520,7 +543,7 @@ pub struct Delta {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "llama3.2", "prompt": "Once upon a time"}))]
 pub struct CompletionRequest {
-    #[schema(example = "llama3.2")]
+    #[schema(example = "llama3.2", min_length = 1)]
     pub model: String,
     /// The prompt: a string, or an array holding one string.
     pub prompt: Prompt,
@@ -564,12 +587,16 @@ pub struct CompletionRequest {
     #[schema(minimum = 1, maximum = 1)]
     pub best_of: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub top_k: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub num_ctx: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 10)]
     pub repeat_penalty: Option<f64>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -629,7 +656,7 @@ pub struct CompletionLogprobs {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "all-minilm", "input": "Why is the sky blue?"}))]
 pub struct EmbeddingRequest {
-    #[schema(example = "all-minilm")]
+    #[schema(example = "all-minilm", min_length = 1)]
     pub model: String,
     /// A string or an array of strings (token arrays are not supported by Ollama).
     pub input: EmbeddingInput,
@@ -638,7 +665,7 @@ pub struct EmbeddingRequest {
     pub encoding_format: Option<EncodingFormat>,
     /// Truncate the output vectors to this many dimensions.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 65536)]
     pub dimensions: Option<i64>,
     #[serde(default)]
     pub truncate: Option<bool>,
@@ -680,8 +707,16 @@ pub struct Embedding {
     pub object: &'static str,
     pub index: u32,
     /// Floats, or a base64 string of little-endian float32.
-    #[schema(value_type = Object)]
+    #[schema(value_type = EmbeddingVector)]
     pub embedding: Value,
+}
+
+/// An embedding vector as sent: floats, or base64 of little-endian float32 (for the document).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EmbeddingVector {
+    Float(Vec<f32>),
+    Base64(String),
 }
 
 /// Embedding usage.

@@ -33,10 +33,11 @@ macro_rules! model_route {
     ($name:ident, $path:literal, $summary:literal, $body:ty) => {
         #[doc = $summary]
         #[utoipa::path(
-            post, path = $path, tag = "Ollama native",
+            post, path = $path, tag = "Ollama native", operation_id = concat!("native_", stringify!($name)),
             request_body(content = $body, description = "Ollama's native request, forwarded as sent"),
             responses(
-                (status = 200, description = "Ollama's native answer (NDJSON when streaming)", body = Object),
+                (status = 200, description = "Ollama's native answer; `application/x-ndjson` lines when streaming (Ollama streams unless `stream` is false)",
+                    content((Object = "application/json"), (Object = "application/x-ndjson"))),
                 (status = 400, description = "Invalid request", body = OllamaErrorBody),
                 (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
                 (status = 403, description = "Model not allowed for this key", body = OllamaErrorBody),
@@ -80,7 +81,7 @@ model_route!(
 
 /// List installed models (filtered by the allowlist).
 #[utoipa::path(
-    get, path = "/api/tags", tag = "Ollama native",
+    get, path = "/api/tags", tag = "Ollama native", operation_id = "native_tags",
     responses(
         (status = 200, description = "Installed models this key may use", body = TagsResponse),
         (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
@@ -97,7 +98,7 @@ pub async fn tags(
 
 /// List loaded models (filtered by the allowlist).
 #[utoipa::path(
-    get, path = "/api/ps", tag = "Ollama native",
+    get, path = "/api/ps", tag = "Ollama native", operation_id = "native_ps",
     responses(
         (status = 200, description = "Loaded models this key may use", body = TagsResponse),
         (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
@@ -114,7 +115,7 @@ pub async fn ps(
 
 /// Ollama's version.
 #[utoipa::path(
-    get, path = "/api/version", tag = "Ollama native",
+    get, path = "/api/version", tag = "Ollama native", operation_id = "native_version",
     responses(
         (status = 200, description = "`{\"version\": \"...\"}`", body = Object),
         (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
@@ -129,7 +130,7 @@ macro_rules! admin_route {
     ($name:ident, $method:ident, $path:literal, $summary:literal) => {
         #[doc = $summary]
         #[utoipa::path(
-            $method, path = $path, tag = "Ollama administrative",
+            $method, path = $path, tag = "Ollama administrative", operation_id = concat!("native_", stringify!($name)),
             description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`.",
             request_body(content = Object, description = "Ollama's native request"),
             responses(
@@ -164,18 +165,50 @@ admin_route!(
     "/api/delete",
     "Delete a model (administrative)."
 );
-admin_route!(
-    blob_upload,
-    post,
-    "/api/blobs/{digest}",
-    "Upload a blob (administrative)."
-);
-admin_route!(
-    blob_exists,
-    head,
-    "/api/blobs/{digest}",
-    "Check a blob exists (administrative)."
-);
+
+/// Upload a blob (administrative).
+#[utoipa::path(
+    post, path = "/api/blobs/{digest}", tag = "Ollama administrative", operation_id = "native_blob_upload",
+    description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`.",
+    params(("digest" = String, Path, description = "`sha256:<hex>` of the blob")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The blob's bytes"),
+    responses(
+        (status = 201, description = "Stored"),
+        (status = 400, description = "Malformed path or digest", body = OllamaErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
+        (status = 403, description = "Administrative endpoints are disabled, or this key is not an admin key", body = OllamaErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn blob_upload(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    req: Request,
+) -> NativeResult {
+    forward_admin(state, caller, req).await
+}
+
+/// Check that a blob exists (administrative).
+#[utoipa::path(
+    head, path = "/api/blobs/{digest}", tag = "Ollama administrative", operation_id = "native_blob_exists",
+    description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`.",
+    params(("digest" = String, Path, description = "`sha256:<hex>` of the blob")),
+    responses(
+        (status = 200, description = "The blob exists"),
+        (status = 400, description = "Malformed path"),
+        (status = 401, description = "Missing or invalid API key"),
+        (status = 403, description = "Administrative endpoints are disabled, or this key is not an admin key"),
+        (status = 404, description = "No such blob"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn blob_exists(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    req: Request,
+) -> NativeResult {
+    forward_admin(state, caller, req).await
+}
 
 async fn forward_admin(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
     if !state.gate.allow_admin {

@@ -23,8 +23,8 @@ use crate::metrics::InFlight;
 use crate::ollama::types::{ChatResponse, EmbedResponse, GenerateResponse, TagsResponse};
 use crate::openai::stream::{ChatStream, CompletionStream};
 use crate::openai::types::{
-    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest,
-    EmbeddingList, EmbeddingRequest, EncodingFormat, Model, ModelList,
+    ChatCompletion, ChatCompletionRequest, ChatCompletionSseEvent, Completion, CompletionRequest,
+    CompletionSseEvent, EmbeddingList, EmbeddingRequest, EncodingFormat, Model, ModelList,
 };
 use crate::openai::{request, response};
 use crate::state::AppState;
@@ -38,7 +38,7 @@ type V1Result = Result<Response, OpenAiError>;
     request_body = ChatCompletionRequest,
     responses(
         (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`", body = ChatCompletion,
-            content((ChatCompletion = "application/json"), (ChatCompletionChunk = "text/event-stream"))),
+            content((ChatCompletion = "application/json"), (ChatCompletionSseEvent = "text/event-stream"))),
         (status = 400, description = "Invalid request", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
@@ -88,7 +88,7 @@ pub async fn chat_completions(
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `text_completion` chunks ending with `data: [DONE]`", body = Completion,
-            content((Completion = "application/json"), (Completion = "text/event-stream"))),
+            content((Completion = "application/json"), (CompletionSseEvent = "text/event-stream"))),
         (status = 400, description = "Invalid request", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
@@ -193,6 +193,7 @@ pub async fn list_models(
     params(("model" = String, Path, description = "Model id; may contain `/`", example = "llama3.2:latest")),
     responses(
         (status = 200, description = "The model", body = Model),
+        (status = 400, description = "Malformed path", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
         (status = 404, description = "Model not found", body = OpenAiErrorBody),
