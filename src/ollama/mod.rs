@@ -1,3 +1,4 @@
 //! Ollama's native API, as the gateway speaks it.
 
+pub mod schemas;
 pub mod types;

@@ -12,9 +12,10 @@ use utoipa::ToSchema;
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct ChatRequest {
     /// Model name, e.g. `llama3.2` or `llama3.2:latest`.
-    #[schema(example = "llama3.2")]
+    #[schema(example = "llama3.2", min_length = 1)]
     pub model: String,
-    /// The conversation so far.
+    /// The conversation so far (`/chat` needs at least one message).
+    #[schema(min_items = 1)]
     pub messages: Vec<Message>,
     /// Native streaming defaults to true; the gateway always sends it explicitly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,7 +26,7 @@ pub struct ChatRequest {
     pub tools: Option<Vec<Value>>,
     /// `"json"` or a JSON schema object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::schemas::Format>)]
     pub format: Option<Value>,
     /// Model options: `num_predict`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, ...
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -33,11 +34,11 @@ pub struct ChatRequest {
     pub options: Map<String, Value>,
     /// How long the model stays loaded: `"5m"`, seconds, negative for ever, 0 to unload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::schemas::KeepAlive>)]
     pub keep_alive: Option<Value>,
     /// `true`/`false` or `"low"`/`"medium"`/`"high"`/`"max"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::schemas::Think>)]
     pub think: Option<Value>,
     /// Return log probabilities of the output tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +57,7 @@ pub struct ChatRequest {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct Message {
     /// `system`, `user`, `assistant` or `tool`.
-    #[schema(example = "user")]
+    #[schema(value_type = super::schemas::NativeRole, example = "user")]
     pub role: String,
     /// Text of the message.
     #[serde(default)]

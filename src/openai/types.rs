@@ -105,11 +105,11 @@ pub struct ChatCompletionRequest {
     pub repeat_penalty: Option<f64>,
     /// Ollama extension: how long the model stays loaded (`"5m"`, seconds, -1).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::ollama::schemas::KeepAlive>)]
     pub keep_alive: Option<Value>,
     /// Ollama extension: `true`/`false` or `"low"`/`"medium"`/`"high"`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::ollama::schemas::Think>)]
     pub think: Option<Value>,
     /// Ollama extension: raw model options, merged under the fields above.
     #[serde(default)]
@@ -599,7 +599,7 @@ pub struct CompletionRequest {
     #[schema(minimum = 0, maximum = 10)]
     pub repeat_penalty: Option<f64>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::ollama::schemas::KeepAlive>)]
     pub keep_alive: Option<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -670,7 +670,7 @@ pub struct EmbeddingRequest {
     #[serde(default)]
     pub truncate: Option<bool>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::ollama::schemas::KeepAlive>)]
     pub keep_alive: Option<Value>,
 }
 

@@ -23,6 +23,7 @@ use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::read_body;
+use crate::ollama::schemas::{EmbedBody, GenerateBody, LegacyEmbeddingsBody, ShowBody};
 use crate::ollama::types::{ChatRequest, TagsResponse};
 use crate::state::AppState;
 use crate::upstream::forwarded_headers;
@@ -63,20 +64,25 @@ model_route!(
     generate,
     "/api/generate",
     "Generate a completion (native).",
-    Object
+    GenerateBody
 );
-model_route!(embed, "/api/embed", "Generate embeddings (native).", Object);
+model_route!(
+    embed,
+    "/api/embed",
+    "Generate embeddings (native).",
+    EmbedBody
+);
 model_route!(
     embeddings,
     "/api/embeddings",
     "Generate an embedding (legacy native endpoint).",
-    Object
+    LegacyEmbeddingsBody
 );
 model_route!(
     show,
     "/api/show",
     "Show a model's details (native).",
-    Object
+    ShowBody
 );
 
 /// List installed models (filtered by the allowlist).
