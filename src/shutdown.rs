@@ -1,8 +1,6 @@
 //! Shutdown: one signal that long-running streams watch, so they can end with an error event
 //! when the grace period after SIGTERM/SIGINT is over instead of being cut mid-frame.
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 
 /// A shared "grace period over" flag.
@@ -64,9 +62,4 @@ pub async fn signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-}
-
-/// The grace period, for logs.
-pub fn describe(grace: Duration) -> String {
-    format!("{} s", grace.as_secs_f64())
 }

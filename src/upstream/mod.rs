@@ -50,11 +50,6 @@ impl Upstream {
         })
     }
 
-    /// The configured upstream timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Start a request to `path` (which starts with `/`).
     pub fn request(&self, method: Method, path_and_query: &str) -> reqwest::RequestBuilder {
         self.client
