@@ -549,3 +549,68 @@ async fn a_client_that_leaves_cancels_the_upstream_stream() {
     );
     assert_eq!(env.fake.completed_streams(), 0);
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_while_ollama_is_silent_cancels_the_upstream_request() {
+    let env = Env::with_fake(
+        FakeConfig {
+            first_token_delay: Duration::from_secs(3),
+            ..FakeConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let mut body = chat("bench");
+    body["stream"] = json!(true);
+    let request = env.post("/v1/chat/completions", &body).send();
+    // Give up before Ollama has said anything.
+    let _ = tokio::time::timeout(Duration::from_millis(300), request).await;
+    let left_at = tokio::time::Instant::now();
+    while env.fake.cancelled_streams() == 0 && left_at.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        env.fake.cancelled_streams(),
+        1,
+        "the upstream request was closed"
+    );
+    assert!(
+        left_at.elapsed() < Duration::from_secs(1),
+        "promptly: {:?}",
+        left_at.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_between_chunks_cancels_the_upstream_stream_promptly() {
+    let env = Env::with_fake(
+        FakeConfig {
+            chunk_gap: Duration::from_secs(3),
+            ..FakeConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let mut body = chat("bench");
+    body["stream"] = json!(true);
+    let mut response = env
+        .post("/v1/chat/completions", &body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.chunk().await.unwrap().is_some(),
+        "the first chunk arrived"
+    );
+    drop(response);
+    let left_at = tokio::time::Instant::now();
+    while env.fake.cancelled_streams() == 0 && left_at.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(env.fake.cancelled_streams(), 1);
+    assert!(
+        left_at.elapsed() < Duration::from_secs(1),
+        "not only at the next chunk: {:?}",
+        left_at.elapsed()
+    );
+}
