@@ -94,6 +94,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
+    /// Runtime worker threads (0 = one per CPU). On a small machine shared with Ollama, fewer
+    /// threads spend less CPU waking each other.
+    #[arg(long, env = "GATEWAY_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
+
     /// Serve `/metrics` without a key.
     #[arg(long, env = "GATEWAY_METRICS_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub metrics_open: bool,

@@ -45,7 +45,7 @@ pub struct Gateway {
 pub fn build(config: Config) -> Result<Gateway, String> {
     let loaded = KeyStore::load(&config)?;
     let upstream = Upstream::new(&config.ollama_url, config.upstream_timeout)
-        .map_err(|e| format!("OLLAMA_URL: cannot build the HTTP client: {e}"))?;
+        .map_err(|e| format!("OLLAMA_URL: {e}"))?;
     let gate = Gate::new(&config, loaded.store);
     let state = AppState::new(Inner {
         upstream,

@@ -4,9 +4,24 @@ use clap::Parser;
 use ollama_gateway::config::{AuthMode, Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = Config::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if config.worker_threads > 0 {
+        runtime.worker_threads(config.worker_threads);
+    }
+    let runtime = match runtime.build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ollama-gateway: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main(config))
+}
+
+async fn async_main(config: Config) -> std::process::ExitCode {
     if let Some(Command::Healthcheck) = config.command {
         return healthcheck(config.listen).await;
     }

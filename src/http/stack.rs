@@ -54,7 +54,7 @@ pub fn build(state: AppState) -> GatewayService {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(on_panic))
-                .layer(cors(&state.config.cors_origins))
+                .option_layer(cors(&state.config.cors_origins))
                 .layer(from_fn(audit::audit))
                 // Our own limit (next layer) replaces axum's 2 MiB default for extractors.
                 .layer(DefaultBodyLimit::disable())
@@ -154,8 +154,9 @@ fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
 }
 
 /// CORS for browser clients: the configured origins, any requested header (the OpenAI SDKs send
-/// `x-stainless-*` headers), and the headers a client may want to read.
-fn cors(origins: &[String]) -> CorsLayer {
+/// `x-stainless-*` headers), and the headers a client may want to read. No layer at all when no
+/// origin is configured.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
     let origins: Vec<HeaderValue> = origins
         .iter()
         .map(|o| o.trim())
@@ -163,14 +164,14 @@ fn cors(origins: &[String]) -> CorsLayer {
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     if origins.is_empty() {
-        return CorsLayer::new();
+        return None;
     }
     let allow_origin = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins)
     };
-    CorsLayer::new()
+    let layer = CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([
             Method::GET,
@@ -187,5 +188,6 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("x-ratelimit-remaining-requests"),
             HeaderName::from_static("x-ratelimit-reset-requests"),
         ])
-        .max_age(Duration::from_secs(3600))
+        .max_age(Duration::from_secs(3600));
+    Some(layer)
 }

@@ -28,32 +28,49 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct Upstream {
     client: reqwest::Client,
-    base: String,
+    /// Parsed once; each request only swaps in its path and query.
+    base: reqwest::Url,
     timeout: Duration,
 }
 
 impl Upstream {
     /// A client for the Ollama at `base` (no trailing slash). `timeout` bounds a non-streamed
     /// answer, the wait for a stream's first byte and each gap in a stream.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
+        let base = reqwest::Url::parse(base).map_err(|e| format!("'{base}' is not a URL: {e}"))?;
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
-            // Ollama is local: a proxy from the environment would only get in the way.
+            // Ollama is local: a proxy from the environment would only get in the way, a
+            // redirect would be a surprise, and a retry could run a generation twice.
             .no_proxy()
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             client,
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             timeout,
         })
     }
 
-    /// Start a request to `path` (which starts with `/`).
+    /// Start a request to `path_and_query` (which starts with `/`). A base URL with a path
+    /// (Ollama behind a prefix) keeps its prefix.
     pub fn request(&self, method: Method, path_and_query: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{}", self.base, path_and_query))
+        let (path, query) = path_and_query
+            .split_once('?')
+            .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/');
+        if prefix.is_empty() {
+            url.set_path(path);
+        } else {
+            url.set_path(&format!("{prefix}{path}"));
+        }
+        url.set_query(query);
+        self.client.request(method, url)
     }
 
     /// Send a request and wait (within the timeout) for the response head. Non-success statuses
@@ -252,4 +269,44 @@ pub fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
         out.insert("content-type", HeaderValue::from_static("application/json"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_for(base: &str, path: &str) -> String {
+        let upstream =
+            Upstream::new(base, Duration::from_secs(1)).unwrap_or_else(|e| panic!("{e}"));
+        let request = upstream.request(Method::GET, path).build();
+        request
+            .map(|r| r.url().to_string())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn paths_and_queries_join_the_base_url() {
+        assert_eq!(
+            url_for("http://127.0.0.1:11434", "/api/tags"),
+            "http://127.0.0.1:11434/api/tags"
+        );
+        assert_eq!(
+            url_for("http://h:1/ollama/", "/api/tags?x=1"),
+            "http://h:1/ollama/api/tags?x=1"
+        );
+        assert_eq!(
+            url_for("http://h:1/ollama", "/api/chat"),
+            "http://h:1/ollama/api/chat"
+        );
+    }
+
+    #[test]
+    fn upstream_error_bodies_become_typed_errors() {
+        let err = upstream_error(StatusCode::NOT_FOUND, br#"{"error":"model 'x' not found"}"#);
+        assert!(matches!(err, GatewayError::ModelNotFound { .. }));
+        let err = upstream_error(StatusCode::SERVICE_UNAVAILABLE, b"busy");
+        assert_eq!(err.to_string(), "busy");
+        let err = upstream_error(StatusCode::INTERNAL_SERVER_ERROR, b"");
+        assert_eq!(err.to_string(), "internal server error");
+    }
 }
