@@ -1,0 +1,114 @@
+//! `passthrough`: the smallest proxy on the gateway's own stack (hyper HTTP/1 server, reqwest
+//! client, tokio multi-thread runtime, `TCP_NODELAY` both ways). No parsing, no translation, no
+//! middleware: it forwards method, path, `content-type` and body, and streams the answer back.
+//! Measured next to the gateway it shows the floor that any gateway built on these crates pays,
+//! so the gateway's own cost is the difference between the two.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::CONTENT_TYPE;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::args::Args;
+
+type ProxyBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Serve until killed.
+pub fn run(args: &Args) -> Result<Value, String> {
+    let listen: SocketAddr = args
+        .get("listen")
+        .ok_or("give --listen 127.0.0.1:PORT")?
+        .parse()
+        .map_err(|e| format!("--listen: {e}"))?;
+    if !listen.ip().is_loopback() {
+        return Err("--listen must be a loopback address".to_owned());
+    }
+    let upstream: reqwest::Url = args
+        .get("upstream")
+        .ok_or("give --upstream http://127.0.0.1:PORT")?
+        .parse()
+        .map_err(|e| format!("--upstream: {e}"))?;
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The same runtime the gateway's `#[tokio::main]` builds: multi-thread, one worker per CPU.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(serve(listen, upstream, client))
+}
+
+async fn serve(
+    listen: SocketAddr,
+    upstream: reqwest::Url,
+    client: reqwest::Client,
+) -> Result<Value, String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("bind {listen}: {e}"))?;
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let client = client.clone();
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                forward(req, client.clone(), upstream.clone())
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    client: reqwest::Client,
+    mut url: reqwest::Url,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let (parts, body) = req.into_parts();
+    url.set_path(parts.uri.path());
+    let answer = async {
+        let body = body.collect().await?.to_bytes();
+        let mut request = client.request(parts.method, url).body(body);
+        if let Some(kind) = parts.headers.get(CONTENT_TYPE) {
+            request = request.header(CONTENT_TYPE, kind);
+        }
+        let upstream = request.send().await?;
+        let mut response = Response::builder().status(upstream.status());
+        if let Some(kind) = upstream.headers().get(CONTENT_TYPE) {
+            response = response.header(CONTENT_TYPE, kind);
+        }
+        let stream = upstream
+            .bytes_stream()
+            .map_ok(Frame::data)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            response.body(BodyExt::boxed(StreamBody::new(stream)))?,
+        )
+    };
+    Ok(answer.await.unwrap_or_else(|err| {
+        let mut response = Response::new(
+            Full::new(Bytes::from(err.to_string()))
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+        response
+    }))
+}
