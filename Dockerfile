@@ -3,6 +3,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY fake-ollama ./fake-ollama
+COPY bench/client ./bench/client
 COPY src ./src
 RUN cargo build --release --locked --bin ollama-gateway
 

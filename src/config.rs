@@ -176,7 +176,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let number: f64 = number
         .parse()
         .map_err(|_| format!("'{value}' is not a duration (use e.g. 300, 90s, 5m)"))?;
-    let seconds = match unit.trim() {
+    let seconds: f64 = match unit.trim() {
         "" | "s" => number,
         "ms" => number / 1000.0,
         "m" => number * 60.0,
@@ -187,10 +187,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
             ));
         }
     };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("'{value}' is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{value}' is not a valid duration"))
 }
 
 /// `1048576`, `512KiB`, `32MiB`, `1GiB` (also KB/MB/GB, read as binary units) → bytes.
@@ -220,8 +217,10 @@ pub fn parse_size(value: &str) -> Result<usize, String> {
 fn parse_base_url(value: &str) -> Result<String, String> {
     let url =
         reqwest::Url::parse(value.trim()).map_err(|e| format!("'{value}' is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("'{value}' must be an http:// or https:// URL"));
+    if url.scheme() != "http" {
+        return Err(format!(
+            "'{value}' must be an http:// URL (Ollama speaks plain HTTP; put TLS in front of the gateway, not behind it)"
+        ));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -237,6 +236,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5 fortnights").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999999").is_err());
     }
 
     #[test]
@@ -245,6 +245,16 @@ mod tests {
         assert_eq!(parse_size("1024"), Ok(1024));
         assert!(parse_size("0").is_err());
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn upstream_urls_must_be_plain_http() {
+        assert_eq!(
+            parse_base_url("http://ollama:11434/").as_deref(),
+            Ok("http://ollama:11434")
+        );
+        assert!(parse_base_url("https://ollama:11434").is_err());
+        assert!(parse_base_url("not a url").is_err());
     }
 
     #[test]

@@ -58,7 +58,9 @@ pub struct RequestMetrics<'a> {
 /// Record a finished request.
 pub fn record_request(m: &RequestMetrics<'_>) {
     let route = m.route.to_owned();
-    let model = m.model.to_owned();
+    // The model name comes from the client: only answered requests may add a label value, so a
+    // key holder cannot grow the registry with made-up names.
+    let model = if m.status < 400 { m.model } else { "-" }.to_owned();
     let key = m.key.to_owned();
     metrics::counter!("gateway_requests_total", "route" => route.clone(), "status" => m.status.to_string(), "model" => model.clone(), "key" => key.clone()).increment(1);
     metrics::histogram!("gateway_request_duration_seconds", "route" => route.clone())

@@ -34,14 +34,15 @@ pub async fn run(
     state: AppState,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: what OpenAI clients and browsers speak to an API, and the protocol the
+    // header timeout and limits below apply to (cleartext HTTP/2 would bypass them).
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(state.config.header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     loop {

@@ -67,6 +67,34 @@ impl Gate {
         }
     }
 
+    /// Check every model a native JSON body names. Ollama's Go decoder matches keys without
+    /// regard to case (`"MODEL"` fills `model`, the last one wins), so any spelling of `model` or
+    /// `name` other than the lower-case one is refused instead of slipping past the allowlist.
+    pub fn check_body_models(
+        &self,
+        caller: &Caller,
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<String>, GatewayError> {
+        let mut first = None;
+        for (key, value) in body {
+            if !(key.eq_ignore_ascii_case("model") || key.eq_ignore_ascii_case("name")) {
+                continue;
+            }
+            if key != "model" && key != "name" {
+                return Err(GatewayError::invalid(
+                    key.clone(),
+                    format!("{key}: field names are case-sensitive here; use `model`"),
+                ));
+            }
+            let model = value.as_str().ok_or_else(|| {
+                GatewayError::invalid(key.clone(), format!("{key}: must be a string"))
+            })?;
+            self.check_model(caller, model)?;
+            first.get_or_insert_with(|| model.to_owned());
+        }
+        Ok(first)
+    }
+
     /// Whether any model restriction applies to `caller`.
     pub fn restricts_models(&self, caller: &Caller) -> bool {
         !(self.models.is_open() && caller.models.is_open())

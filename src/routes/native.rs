@@ -23,6 +23,7 @@ use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::read_body;
+use crate::metrics::InFlight;
 use crate::ollama::schemas::{EmbedBody, GenerateBody, LegacyEmbeddingsBody, ShowBody};
 use crate::ollama::types::{ChatRequest, TagsResponse};
 use crate::state::AppState;
@@ -129,7 +130,15 @@ pub async fn ps(
     security(("bearer" = []))
 )]
 pub async fn version(State(state): State<AppState>, req: Request) -> NativeResult {
-    forward(&state, req, None).await
+    forward(&state, head_as_get(req), None, None).await
+}
+
+/// Ollama answers HEAD on some listings only; ask with GET (axum drops the body for HEAD).
+fn head_as_get(mut req: Request) -> Request {
+    if req.method() == http::Method::HEAD {
+        *req.method_mut() = http::Method::GET;
+    }
+    req
 }
 
 macro_rules! admin_route {
@@ -235,6 +244,7 @@ async fn forward_admin(state: AppState, caller: Arc<Caller>, req: Request) -> Na
         &state,
         Request::from_parts(parts, Body::empty()),
         Some(body),
+        None,
     )
     .await
 }
@@ -248,17 +258,12 @@ async fn forward_with_model(
 ) -> NativeResult {
     let (parts, body) = req.into_parts();
     let bytes = read_body(Request::from_parts(parts.clone(), body), &()).await?;
-    let model = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
-        v.get("model")
-            .or_else(|| v.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let model = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(fields)) => state.gate.check_body_models(&caller, &fields)?,
+        _ => None,
+    };
     match &model {
-        Some(model) => {
-            audit.set_model(model);
-            state.gate.check_model(&caller, model)?;
-        }
+        Some(model) => audit.set_model(model),
         // Without a readable model nothing can be checked: refuse when anything is restricted,
         // otherwise let Ollama answer (it says "model is required" in its own words).
         None if state.gate.restricts_models(&caller) => {
@@ -270,21 +275,19 @@ async fn forward_with_model(
         }
         None => {}
     }
-    let started = Instant::now();
-    let response = forward(
+    forward(
         &state,
         Request::from_parts(parts, Body::empty()),
         Some(bytes.into()),
+        Some(audit),
     )
-    .await;
-    audit.set_upstream_time(started.elapsed());
-    response
+    .await
 }
 
 /// `/api/tags` and `/api/ps`: filtered when the caller is restricted, passed through otherwise.
 async fn filtered_listing(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
     if !state.gate.restricts_models(&caller) {
-        return forward(&state, req, None).await;
+        return forward(&state, head_as_get(req), None, None).await;
     }
     let path = req.uri().path().to_owned();
     let mut listing: TagsResponse = state.upstream.get_json(&path, req.headers()).await?;
@@ -294,8 +297,15 @@ async fn filtered_listing(state: AppState, caller: Arc<Caller>, req: Request) ->
     Ok(Json(listing).into_response())
 }
 
-/// Forward `req` (with `body`) and stream the answer back with Ollama's status and type.
-async fn forward(state: &AppState, req: Request, body: Option<reqwest::Body>) -> NativeResult {
+/// Forward `req` (with `body`) and stream the answer back with Ollama's status and type. The
+/// audit record (if any) gets the upstream time when the answer's last byte has arrived.
+async fn forward(
+    state: &AppState,
+    req: Request,
+    body: Option<reqwest::Body>,
+    audit: Option<Audit>,
+) -> NativeResult {
+    let started = Instant::now();
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -305,6 +315,10 @@ async fn forward(state: &AppState, req: Request, body: Option<reqwest::Body>) ->
         .request(req.method().clone(), &path_and_query)
         .headers(forwarded_headers(req.headers()));
     if let Some(body) = body {
+        // A passthrough keeps the client's content type (the gateway's own bodies are JSON).
+        if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
         request = request.body(body);
     }
     let upstream = state.upstream.send_raw(request).await?;
@@ -317,9 +331,11 @@ async fn forward(state: &AppState, req: Request, body: Option<reqwest::Body>) ->
     let chunks = state.upstream.body(upstream);
     let shutdown = state.shutdown.clone();
     let body = async_stream::stream! {
+        let _open = ndjson.then(|| InFlight::start("gateway_open_streams"));
         let mut chunks = std::pin::pin!(chunks);
         let expired = shutdown.expired();
         let mut expired = std::pin::pin!(expired);
+        let mut at_line_start = true;
         loop {
             let next = tokio::select! {
                 biased;
@@ -327,9 +343,26 @@ async fn forward(state: &AppState, req: Request, body: Option<reqwest::Body>) ->
                 () = &mut expired => Some(Err(GatewayError::ShuttingDown)),
             };
             match next {
-                None => return,
-                Some(Ok(bytes)) => yield Ok::<Bytes, GatewayError>(bytes),
+                None => {
+                    if let Some(audit) = &audit {
+                        audit.set_upstream_time(started.elapsed());
+                    }
+                    return;
+                }
+                Some(Ok(bytes)) => {
+                    if let Some(last) = bytes.last() {
+                        at_line_start = *last == b'\n';
+                    }
+                    if let Some(audit) = &audit {
+                        audit.mark_first_token();
+                    }
+                    yield Ok::<Bytes, GatewayError>(bytes);
+                }
                 Some(Err(err)) if ndjson => {
+                    // The error line must not run on from a line the upstream left unfinished.
+                    if !at_line_start {
+                        yield Ok(Bytes::from_static(b"\n"));
+                    }
                     yield Ok(error_line(&err));
                     return;
                 }

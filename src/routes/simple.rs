@@ -78,6 +78,9 @@ pub async fn chat(
             .upstream
             .call_json("/api/chat", &body, &headers)
             .await?;
+        if let Some(message) = answer.get("error").and_then(Value::as_str) {
+            return Err(upstream_failure(message).into());
+        }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(
             answer.get("prompt_eval_count").and_then(Value::as_u64),
@@ -114,6 +117,14 @@ pub async fn chat(
     Ok(ndjson_response(Body::from_stream(body)))
 }
 
+/// An error Ollama reported inside a 200 answer.
+pub fn upstream_failure(message: &str) -> GatewayError {
+    GatewayError::Upstream {
+        status: http::StatusCode::INTERNAL_SERVER_ERROR,
+        message: message.to_owned(),
+    }
+}
+
 /// The NDJSON line that ends a failed native stream: `{"error":"..."}`.
 pub fn error_line(err: &GatewayError) -> Bytes {
     let mut line = serde_json::to_vec(&err.ollama_body()).unwrap_or_default();
@@ -135,6 +146,26 @@ pub fn ndjson_response(body: Body) -> Response {
 fn validate_chat(body: &ChatRequest) -> Result<(), GatewayError> {
     if body.model.trim().is_empty() {
         return Err(GatewayError::invalid("model", "model: must not be empty"));
+    }
+    // Ollama's decoder matches keys without regard to case: `"MODEL"` would replace `model`.
+    if let Some(key) = body.extra.keys().find(|k| {
+        [
+            "model",
+            "messages",
+            "stream",
+            "options",
+            "format",
+            "tools",
+            "think",
+            "keep_alive",
+        ]
+        .iter()
+        .any(|known| k.eq_ignore_ascii_case(known))
+    }) {
+        return Err(GatewayError::invalid(
+            key.clone(),
+            format!("{key}: field names are case-sensitive; use the lower-case name"),
+        ));
     }
     if body.messages.is_empty() {
         return Err(GatewayError::invalid(

@@ -66,6 +66,9 @@ pub async fn chat_completions(
             .upstream
             .call_json("/api/chat", &native, &headers)
             .await?;
+        if let Some(message) = answer.error.as_deref() {
+            return Err(super::simple::upstream_failure(message).into());
+        }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
         return Ok(Json(response::chat_completion(answer)).into_response());
@@ -114,6 +117,9 @@ pub async fn completions(
             .upstream
             .call_json("/api/generate", &native, &headers)
             .await?;
+        if let Some(message) = answer.error.as_deref() {
+            return Err(super::simple::upstream_failure(message).into());
+        }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
         return Ok(Json(response::completion(answer, opts.echo.as_deref())).into_response());

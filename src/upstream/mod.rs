@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -249,24 +249,20 @@ async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T
 /// Map a transport failure; the detail (which names the URL) is only logged.
 fn transport_error(err: &reqwest::Error) -> GatewayError {
     tracing::warn!(error = %err, "upstream request failed");
-    if err.is_timeout() {
-        GatewayError::UpstreamTimeout(CONNECT_TIMEOUT)
-    } else {
-        GatewayError::UpstreamUnavailable
-    }
+    // The only timeout reqwest itself enforces is the connect timeout: unreachable, not slow.
+    GatewayError::UpstreamUnavailable
 }
 
 /// The client headers that go upstream: content negotiation and the request id. Never
-/// `Authorization` (the gateway's key is not Ollama's business) nor hop-by-hop headers.
+/// `Authorization` (the gateway's key is not Ollama's business), hop-by-hop headers, or the
+/// client's `Content-Type` (the body the gateway sends is its own JSON; the passthrough adds the
+/// client's type back).
 pub fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
-    for name in ["content-type", "accept", "user-agent", "x-request-id"] {
+    for name in ["accept", "user-agent", "x-request-id"] {
         if let Some(value) = headers.get(name) {
             out.insert(name, value.clone());
         }
-    }
-    if !out.contains_key("content-type") {
-        out.insert("content-type", HeaderValue::from_static("application/json"));
     }
     out
 }

@@ -615,3 +615,34 @@ async fn slow_clients_cannot_hold_a_connection_and_huge_headers_are_refused() {
     let (status, _) = env.get_json("/v1/models").await;
     assert_eq!(status, 200, "and it keeps serving");
 }
+
+#[tokio::test]
+async fn model_keys_spelled_another_way_cannot_slip_past_the_allowlist() {
+    let env = Env::with(|c| c.allowed_models = vec!["llama3.2".into()]).await;
+    let sneaky = json!({"model": "llama3.2", "MODEL": "qwen3", "messages": [{"role": "user", "content": "x"}], "stream": false});
+    for path in ["/api/chat", "/chat"] {
+        let (status, out) = env.post_json(path, &sneaky).await;
+        assert_eq!(status, 400, "{path}: {out}");
+        assert!(out["error"].as_str().unwrap().contains("MODEL"), "{out}");
+    }
+    let (status, _) = env
+        .post_json("/api/show", &json!({"model": "llama3.2", "name": "qwen3"}))
+        .await;
+    assert_eq!(status, 403, "every model a body names is checked");
+    assert_eq!(env.fake.request_count(), 0);
+}
+
+#[tokio::test]
+async fn head_on_listings_answers_like_get() {
+    let env = Env::start().await;
+    for path in ["/api/tags", "/api/ps", "/api/version"] {
+        let response = env
+            .client
+            .head(env.url(path))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
