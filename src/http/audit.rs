@@ -4,7 +4,7 @@
 //! Handlers fill in what only they know (model, upstream time, tokens) through the [`Audit`]
 //! handle in the request's extensions; the middleware adds the rest and emits at the end.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -21,7 +21,6 @@ struct Record {
     caller: Option<String>,
     model: Option<String>,
     upstream: Option<Duration>,
-    first_token: Option<Duration>,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     stream_error: Option<String>,
@@ -31,6 +30,8 @@ struct Record {
 #[derive(Clone, Debug)]
 pub struct Audit {
     started: Instant,
+    /// Outside the mutex: it is checked on every stream chunk, and set once.
+    first_token: Arc<OnceLock<Duration>>,
     record: Arc<Mutex<Record>>,
 }
 
@@ -38,6 +39,7 @@ impl Audit {
     fn new() -> Self {
         Self {
             started: Instant::now(),
+            first_token: Arc::default(),
             record: Arc::default(),
         }
     }
@@ -63,10 +65,9 @@ impl Audit {
 
     /// Time from the request's arrival to the first token sent (streams).
     pub fn mark_first_token(&self) {
-        let elapsed = self.started.elapsed();
-        self.with(|r| {
-            r.first_token.get_or_insert(elapsed);
-        });
+        if self.first_token.get().is_none() {
+            let _ = self.first_token.set(self.started.elapsed());
+        }
     }
 
     /// Token counts from Ollama.
@@ -182,7 +183,7 @@ impl Drop for EmitOnDrop {
                 key,
                 total,
                 upstream: r.upstream,
-                first_token: r.first_token,
+                first_token: done.audit.first_token.get().copied(),
                 prompt_tokens: r.prompt_tokens,
                 completion_tokens: r.completion_tokens,
                 refusal: done
