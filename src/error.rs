@@ -141,6 +141,19 @@ impl GatewayError {
         }
     }
 
+    /// Why a request was refused, for the audit log and `gateway_refused_total`: the code, made
+    /// finer for rate limits so global, per-key and concurrency refusals can be told apart.
+    fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::RateLimited { scope, .. } => Some(match *scope {
+                "global" => "rate_limited_global",
+                "per key" => "rate_limited_key",
+                _ => "concurrency_limited",
+            }),
+            other => other.code(),
+        }
+    }
+
     fn param(&self) -> Option<String> {
         match self {
             Self::InvalidRequest { param, .. } => param.clone(),
@@ -203,7 +216,9 @@ impl GatewayError {
             Surface::Ollama => (status, Json(self.ollama_body())).into_response(),
         };
         self.decorate(&mut response);
-        response.extensions_mut().insert(RefusalReason(self.code()));
+        response
+            .extensions_mut()
+            .insert(RefusalReason(self.refusal_reason()));
         response
     }
 }

@@ -427,6 +427,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     let env = Env::with(|c| {
         c.rate_limit = 60;
         c.rate_burst = 3;
+        c.metrics_open = true;
     })
     .await;
     let mut statuses = Vec::new();
@@ -452,7 +453,20 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(response.headers()["x-ratelimit-limit-requests"], "60");
     let (_, body) = read_json(response).await;
     assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     assert_eq!(env.upstream_calls("/api/tags"), 3);
+    let metrics = env
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gateway_refused_total{reason=\"rate_limited_key\"}"),
+        "per-key refusals are told apart"
+    );
 }
 
 #[tokio::test]
