@@ -47,3 +47,11 @@ stop_servers() {
     [ -n "${FAKE_PID:-}" ] && kill "$FAKE_PID" 2>/dev/null || true
     wait 2>/dev/null || true
 }
+
+# For a suite run on its own: start (building first) unless tests/run.sh already did.
+ensure_servers() {
+    if [ -z "${GATEWAY_URL:-}" ]; then
+        (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cargo build --bins --quiet)
+        start_servers
+    fi
+}

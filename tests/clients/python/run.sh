@@ -7,12 +7,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 
-if [ -z "${GATEWAY_URL:-}" ]; then
-    # shellcheck source=../../support/servers.sh
-    source "$root/tests/support/servers.sh"
-    (cd "$root" && cargo build --bins --quiet)
-    start_servers
-fi
+# shellcheck source=../../support/servers.sh
+source "$root/tests/support/servers.sh"
+ensure_servers
 
 venv="$here/.venv"
 stamp="$venv/.requirements.sha256"
