@@ -5,6 +5,17 @@
 
 use percent_encoding::percent_decode_str;
 
+/// Whether `path` is already canonical (the common case), so normalising would change nothing.
+pub fn is_canonical(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains(['%', '\\'])
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.contains("/../")
+        && !path.ends_with("/.")
+        && !path.ends_with("/..")
+}
+
 /// The canonical form of `path`, or `None` when it is not acceptable.
 pub fn normalize(path: &str) -> Option<String> {
     let decoded = percent_decode_str(path).decode_utf8().ok()?;
@@ -48,6 +59,29 @@ mod tests {
             Some("/v1/models/hf.co/user/repo:Q4")
         );
         assert_eq!(normalize("/").as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn canonical_paths_are_recognised_without_normalising() {
+        for path in [
+            "/",
+            "/v1/chat/completions",
+            "/v1/models/hf.co/u/r:Q4",
+            "/docs/",
+        ] {
+            assert!(is_canonical(path), "{path}");
+            assert_eq!(normalize(path).as_deref(), Some(path));
+        }
+        for path in [
+            "/api//pull",
+            "/api/./pull",
+            "/api/%70ull",
+            "/api/..",
+            "/a/.",
+            "/api\\x",
+        ] {
+            assert!(!is_canonical(path), "{path}");
+        }
     }
 
     #[test]

@@ -90,6 +90,9 @@ struct BadPath;
 /// Rewrite the URI to its normalised path (the query is kept).
 fn normalize_path(mut req: Request) -> Request {
     let uri = req.uri();
+    if path::is_canonical(uri.path()) {
+        return req;
+    }
     match path::normalize(uri.path()) {
         Some(normalized) if normalized == uri.path() => {}
         Some(normalized) => {

@@ -92,3 +92,12 @@ def make_client(base_url: str):
 async def aclient(base_url: str, api_key: str):
     async with openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def fake_url() -> str:
+    """The fake Ollama's address, to read what the gateway sent it and its stream counters."""
+    url = os.environ.get("FAKE_URL")
+    if not url:
+        pytest.skip("FAKE_URL is not set: the upstream behind the gateway cannot be inspected")
+    return url.rstrip("/")

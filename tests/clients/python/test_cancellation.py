@@ -15,14 +15,6 @@ import pytest
 LONG = 1_000_000  # `bench` tokens: far more than the test reads
 
 
-@pytest.fixture(scope="module")
-def fake_url() -> str:
-    url = os.environ.get("FAKE_URL")
-    if not url:
-        pytest.skip("FAKE_URL is not set: the upstream's counters cannot be read")
-    return url.rstrip("/")
-
-
 def cancelled(fake_url: str) -> int:
     with urllib.request.urlopen(f"{fake_url}/_fake/stats", timeout=10) as response:
         return json.load(response)["cancelled_streams"]

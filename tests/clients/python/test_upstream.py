@@ -15,14 +15,6 @@ from conftest import WEATHER_TOOL
 from test_chat import PNG
 
 
-@pytest.fixture(scope="module")
-def fake_url() -> str:
-    url = os.environ.get("FAKE_URL")
-    if not url:
-        pytest.skip("FAKE_URL is not set: the suite runs against a gateway whose upstream it cannot see")
-    return url.rstrip("/")
-
-
 def upstream_request(fake_url: str, marker: str) -> dict:
     with urllib.request.urlopen(f"{fake_url}/_fake/requests", timeout=10) as response:
         log = json.load(response)

@@ -63,27 +63,34 @@ export interface SseEvent {
  * for the next chunk.
  */
 export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+  let buffer = "";
+  for await (const { text, done } of decodedText(body)) {
+    buffer += text;
+    // Line ends may be \r\n or \r too. A \r that ends the chunk may be half of a \r\n: keep it.
+    const heldCr = !done && buffer.endsWith("\r");
+    buffer = (heldCr ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, "\n") + (heldCr ? "\r" : "");
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = parseSseBlock(block);
+      if (event) yield event;
+    }
+  }
+  if (buffer.trim() !== "") throw new Error(`stream ended inside an event: ${JSON.stringify(buffer)}`);
+}
+
+/** The body as text, chunk by chunk, with a streaming TextDecoder; `done` marks the last piece. */
+async function* decodedText(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ text: string; done: boolean }> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  let buffer = "";
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      // Line ends may be \r\n or \r too. A \r that ends the chunk may be half of a \r\n: keep it.
-      const heldCr = !done && buffer.endsWith("\r");
-      buffer = (heldCr ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, "\n") + (heldCr ? "\r" : "");
-      let end: number;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = parseSseBlock(block);
-        if (event) yield event;
-      }
-      if (done) {
-        if (buffer.trim() !== "") throw new Error(`stream ended inside an event: ${JSON.stringify(buffer)}`);
-        return;
-      }
+      yield { text: done ? decoder.decode() : decoder.decode(value, { stream: true }), done };
+      if (done) return;
     }
   } finally {
     reader.releaseLock();
@@ -108,27 +115,17 @@ function parseSseBlock(block: string): SseEvent | undefined {
 
 /** Lines of an NDJSON body (Ollama's streams), parsed, with the same buffering. */
 export async function* readNdjson(body: ReadableStream<Uint8Array>): AsyncGenerator<any> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
   let buffer = "";
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
-        if (line) yield JSON.parse(line);
-      }
-      if (done) {
-        if (buffer.trim()) yield JSON.parse(buffer);
-        return;
-      }
+  for await (const { text } of decodedText(body)) {
+    buffer += text;
+    let end: number;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, end).trim();
+      buffer = buffer.slice(end + 1);
+      if (line) yield JSON.parse(line);
     }
-  } finally {
-    reader.releaseLock();
   }
+  if (buffer.trim()) yield JSON.parse(buffer);
 }
 
 /** A body that hands out `bytes` in the given piece sizes (cycled), to split events anywhere. */
