@@ -28,11 +28,16 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
-    /// Resolves once the flag is raised.
-    pub async fn expired(&self) {
+    /// Resolves once the flag is raised (at once if it already is). The future owns its watch,
+    /// so a stream can keep it.
+    pub fn expired(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.tx.subscribe();
-        // An error means the sender is gone, which cannot happen while `self` exists.
-        let _ = rx.wait_for(|raised| *raised).await;
+        async move {
+            // An error means every sender is gone: the flag can no longer be raised.
+            if rx.wait_for(|raised| *raised).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 

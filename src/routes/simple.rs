@@ -5,23 +5,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use bytes::Bytes;
-use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, header};
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use serde_json::Value;
 
 use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::JsonBody;
-use crate::metrics::InFlight;
+use crate::http::stream::{LineBody, NDJSON, write_line};
 use crate::ollama::types::{ChatRequest, ChatResponse, TagsResponse};
 use crate::state::AppState;
-use crate::upstream::parse_lines;
 
 /// The upstream's model list, limited to what this key may use.
 #[utoipa::path(
@@ -92,29 +89,17 @@ pub async fn chat(
         .upstream
         .post_json("/api/chat", &body, &headers)
         .await?;
-    let lines =
-        parse_lines::<ChatResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
-    let body = async_stream::stream! {
-        let _open = InFlight::start("gateway_open_streams");
-        let mut lines = std::pin::pin!(lines);
-        while let Some(line) = lines.next().await {
-            match line {
-                Ok((line, raw)) => {
-                    audit.observe_line(&line, started);
-                    let mut framed = Vec::with_capacity(raw.len() + 1);
-                    framed.extend_from_slice(&raw);
-                    framed.push(b'\n');
-                    yield Ok::<_, std::io::Error>(Bytes::from(framed));
-                }
-                Err(err) => {
-                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
-                    yield Ok(error_line(&err));
-                    return;
-                }
-            }
-        }
-    };
-    Ok(ndjson_response(Body::from_stream(body)))
+    let lines = state
+        .upstream
+        .native_lines::<ChatResponse>(upstream, &state.shutdown);
+    // The lines go on as Ollama wrote them: this surface is Ollama's own format.
+    Ok(
+        LineBody::new(lines, &NDJSON, audit, started, |_, raw, out| {
+            out.extend_from_slice(&raw);
+            out.extend_from_slice(b"\n");
+        })
+        .into_response(),
+    )
 }
 
 /// An error Ollama reported inside a 200 answer.
@@ -127,19 +112,9 @@ pub fn upstream_failure(message: &str) -> GatewayError {
 
 /// The NDJSON line that ends a failed native stream: `{"error":"..."}`.
 pub fn error_line(err: &GatewayError) -> Bytes {
-    let mut line = serde_json::to_vec(&err.ollama_body()).unwrap_or_default();
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-/// A streamed NDJSON response.
-pub fn ndjson_response(body: Body) -> Response {
-    let mut response = Response::new(body);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    response
+    let mut line = BytesMut::new();
+    write_line(&mut line, &err.ollama_body());
+    line.freeze()
 }
 
 /// What Ollama would refuse, refused before it goes upstream, with the field named.

@@ -2,24 +2,21 @@
 //! `/v1/models`, `/v1/models/{id}`. Requests are validated and translated to Ollama's native
 //! API; answers are translated back. Errors use OpenAI's error object.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use bytes::BytesMut;
 use http::HeaderMap;
 use serde_json::json;
 
-use crate::error::{GatewayError, OpenAiError, OpenAiErrorBody};
+use crate::error::{OpenAiError, OpenAiErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::JsonBody;
-use crate::metrics::InFlight;
+use crate::http::stream::{LineBody, SSE, write_event};
 use crate::ollama::types::{ChatResponse, EmbedResponse, GenerateResponse, TagsResponse};
 use crate::openai::stream::{ChatStream, CompletionStream};
 use crate::openai::types::{
@@ -28,7 +25,6 @@ use crate::openai::types::{
 };
 use crate::openai::{request, response};
 use crate::state::AppState;
-use crate::upstream::{NativeLine, parse_lines};
 
 type V1Result = Result<Response, OpenAiError>;
 
@@ -77,12 +73,14 @@ pub async fn chat_completions(
         .upstream
         .post_json("/api/chat", &native, &headers)
         .await?;
-    let lines =
-        parse_lines::<ChatResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
+    let lines = state.upstream.native_lines(upstream, &state.shutdown);
     let mut translator = ChatStream::new(opts.include_usage);
-    Ok(translated_sse(lines, audit, started, move |line| {
-        translator.line(line)
-    }))
+    Ok(
+        LineBody::new(lines, &SSE, audit, started, move |line, _, out| {
+            write_events(out, translator.line(line));
+        })
+        .into_response(),
+    )
 }
 
 /// Create a text completion (legacy API), streamed when `stream` is true.
@@ -128,12 +126,14 @@ pub async fn completions(
         .upstream
         .post_json("/api/generate", &native, &headers)
         .await?;
-    let lines =
-        parse_lines::<GenerateResponse, _>(state.upstream.lines(upstream), state.shutdown.clone());
+    let lines = state.upstream.native_lines(upstream, &state.shutdown);
     let mut translator = CompletionStream::new(opts.include_usage, opts.echo);
-    Ok(translated_sse(lines, audit, started, move |line| {
-        translator.line(line)
-    }))
+    Ok(
+        LineBody::new(lines, &SSE, audit, started, move |line, _, out| {
+            write_events(out, translator.line(line));
+        })
+        .into_response(),
+    )
 }
 
 /// Create embeddings (`encoding_format` `float` or `base64`).
@@ -233,56 +233,9 @@ pub async fn retrieve_model(
     .into_response())
 }
 
-/// An SSE response from native lines: each line becomes the chunks `translate` makes of it,
-/// a failure becomes one error event (and no `[DONE]`), a complete stream ends with `[DONE]`.
-fn translated_sse<L, C, S, F>(
-    lines: S,
-    audit: Audit,
-    started: Instant,
-    mut translate: F,
-) -> Response
-where
-    L: NativeLine,
-    C: serde::Serialize + Send + 'static,
-    S: Stream<Item = Result<(L, Bytes), GatewayError>> + Send + 'static,
-    F: FnMut(L) -> Vec<C> + Send + 'static,
-{
-    let events = async_stream::stream! {
-        let _open = InFlight::start("gateway_open_streams");
-        let mut lines = std::pin::pin!(lines);
-        while let Some(line) = lines.next().await {
-            match line {
-                Ok((line, _)) => {
-                    audit.observe_line(&line, started);
-                    for chunk in translate(line) {
-                        yield json_event(&chunk);
-                    }
-                }
-                Err(err) => {
-                    audit.set_stream_error(err.code().unwrap_or("upstream_error"));
-                    yield json_event(&err.openai_body());
-                    return;
-                }
-            }
-        }
-        yield Event::default().data("[DONE]");
-    };
-    sse(events)
-}
-
-/// Serialise one SSE event; a serialisation failure becomes an error event.
-fn json_event<T: serde::Serialize>(value: &T) -> Event {
-    Event::default().json_data(value).unwrap_or_else(|err| {
-        tracing::error!(error = %err, "could not serialise an SSE event");
-        Event::default()
-            .json_data(GatewayError::Internal.openai_body())
-            .unwrap_or_default()
-    })
-}
-
-/// An SSE response with keep-alive comments for long silences (thinking models).
-fn sse(events: impl Stream<Item = Event> + Send + 'static) -> Response {
-    Sse::new(events.map(Ok::<_, Infallible>))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+/// Append each chunk as one SSE event.
+fn write_events<C: serde::Serialize>(out: &mut BytesMut, chunks: Vec<C>) {
+    for chunk in &chunks {
+        write_event(out, chunk);
+    }
 }

@@ -3,8 +3,7 @@
 //! Every way the upstream can fail becomes a [`GatewayError`] here, with the transport detail
 //! logged and the client-facing message free of URLs, hosts and ports.
 
-mod native;
-mod ndjson;
+mod lines;
 
 use std::time::Duration;
 
@@ -14,8 +13,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use native::{NativeLine, parse_lines};
-pub use ndjson::lines;
+pub use lines::{NativeLine, NativeLines, UpstreamBody};
 
 use crate::error::GatewayError;
 
@@ -172,12 +170,17 @@ impl Upstream {
         }
     }
 
-    /// The body as NDJSON lines (without their `\n`), each awaited within the timeout.
-    pub fn lines(
+    /// The body as typed NDJSON lines, each chunk awaited within the timeout, ending early
+    /// when the shutdown grace period is over.
+    pub fn native_lines<T: NativeLine>(
         &self,
         response: reqwest::Response,
-    ) -> impl Stream<Item = Result<Bytes, GatewayError>> + Send + 'static {
-        lines(self.body(response))
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> NativeLines<T> {
+        let body = http_body_util::BodyExt::map_err(reqwest::Body::from(response), |err| {
+            Box::new(err) as Box<dyn std::error::Error + Send + Sync>
+        });
+        NativeLines::new(Box::pin(body), self.timeout, shutdown)
     }
 
     /// Turn an error status into a [`GatewayError`] with Ollama's message.

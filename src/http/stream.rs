@@ -1,0 +1,195 @@
+//! Streamed answers: native lines in, server-sent events or NDJSON out.
+//!
+//! [`LineBody`] is the response body itself: each poll takes the next upstream line from
+//! [`NativeLines`], lets the route's writer turn it into bytes (OpenAI chunks as `data:` events,
+//! or the raw line again), and hands those to hyper as one frame, so a token leaves as soon as it
+//! arrives and never waits for the next. A failure becomes one error frame in the surface's shape
+//! and ends the body (an SSE stream then has no `[DONE]`). A quiet SSE stream (a thinking model)
+//! gets a keep-alive comment every 15 seconds.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::Stream;
+use http::{HeaderValue, header};
+use http_body::Frame;
+use serde::Serialize;
+use tokio::time::Sleep;
+
+use crate::error::GatewayError;
+use crate::http::audit::Audit;
+use crate::metrics::InFlight;
+use crate::upstream::{NativeLine, NativeLines};
+
+/// How a stream is framed on the wire.
+#[derive(Debug)]
+pub struct Framing {
+    /// Written after the last (`done`) line.
+    done: &'static [u8],
+    /// A comment sent after this long without data, if the format has comments.
+    keepalive: Option<(Duration, &'static [u8])>,
+    /// Writes the frame that reports a failure.
+    error: fn(&GatewayError, &mut BytesMut),
+    content_type: &'static str,
+}
+
+/// OpenAI's server-sent events: `data: {...}\n\n` ... `data: [DONE]\n\n`.
+pub static SSE: Framing = Framing {
+    done: b"data: [DONE]\n\n",
+    keepalive: Some((Duration::from_secs(15), b":\n\n")),
+    error: |err, out| write_event(out, &err.openai_body()),
+    content_type: "text/event-stream",
+};
+
+/// Ollama's NDJSON: one JSON object per line; a failure is an `{"error": ...}` line.
+pub static NDJSON: Framing = Framing {
+    done: b"",
+    keepalive: None,
+    error: |err, out| write_line(out, &err.ollama_body()),
+    content_type: "application/x-ndjson",
+};
+
+/// A response body that writes each upstream line as the route's `write` function frames it.
+pub struct LineBody<T, F> {
+    lines: NativeLines<T>,
+    write: F,
+    framing: &'static Framing,
+    keepalive: Option<Pin<Box<Sleep>>>,
+    audit: Audit,
+    started: Instant,
+    out: BytesMut,
+    ended: bool,
+    /// Keeps the open-streams gauge up while the body lives.
+    _open: InFlight,
+}
+
+impl<T, F> LineBody<T, F>
+where
+    T: NativeLine,
+    F: FnMut(T, Bytes, &mut BytesMut) + Send + Unpin + 'static,
+{
+    /// A body for `lines`; `started` is when the upstream request was sent (for the audit).
+    pub fn new(
+        lines: NativeLines<T>,
+        framing: &'static Framing,
+        audit: Audit,
+        started: Instant,
+        write: F,
+    ) -> Self {
+        Self {
+            lines,
+            write,
+            framing,
+            keepalive: framing
+                .keepalive
+                .map(|(every, _)| Box::pin(tokio::time::sleep(every))),
+            audit,
+            started,
+            out: BytesMut::new(),
+            ended: false,
+            _open: InFlight::start("gateway_open_streams"),
+        }
+    }
+
+    /// The 200 response carrying this body.
+    pub fn into_response(self) -> Response {
+        let content_type = self.framing.content_type;
+        let mut response = Response::new(Body::new(self));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+
+    fn frame(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let (Some(timer), Some((every, _))) = (&mut self.keepalive, self.framing.keepalive) {
+            timer.as_mut().reset(tokio::time::Instant::now() + every);
+        }
+        Poll::Ready(Some(Ok(Frame::data(self.out.split().freeze()))))
+    }
+}
+
+impl<T, F> http_body::Body for LineBody<T, F>
+where
+    T: NativeLine,
+    F: FnMut(T, Bytes, &mut BytesMut) + Send + Unpin + 'static,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        while !this.ended {
+            match Pin::new(&mut this.lines).poll_next(cx) {
+                Poll::Ready(Some(Ok((line, raw)))) => {
+                    this.audit.observe_line(&line, this.started);
+                    let done = line.is_done();
+                    (this.write)(line, raw, &mut this.out);
+                    if done {
+                        this.out.extend_from_slice(this.framing.done);
+                        this.ended = true;
+                    }
+                    // A line may make no output (an empty token); then wait for the next.
+                    if !this.out.is_empty() {
+                        return this.frame();
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.audit
+                        .set_stream_error(err.code().unwrap_or("upstream_error"));
+                    (this.framing.error)(&err, &mut this.out);
+                    this.ended = true;
+                    return this.frame();
+                }
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => {
+                    if let (Some(timer), Some((_, comment))) =
+                        (&mut this.keepalive, this.framing.keepalive)
+                        && timer.as_mut().poll(cx).is_ready()
+                    {
+                        this.out.extend_from_slice(comment);
+                        return this.frame();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+/// Append one SSE event, `data: <json>\n\n`. A value that cannot be serialised (it cannot
+/// happen with the gateway's own types) becomes an internal-error event.
+pub fn write_event<T: Serialize>(out: &mut BytesMut, value: &T) {
+    let start = out.len();
+    out.extend_from_slice(b"data: ");
+    if let Err(err) = serde_json::to_writer((&mut *out).writer(), value) {
+        tracing::error!(error = %err, "could not serialise an SSE event");
+        out.truncate(start);
+        out.extend_from_slice(b"data: ");
+        let fallback =
+            serde_json::to_vec(&GatewayError::Internal.openai_body()).unwrap_or_default();
+        out.extend_from_slice(&fallback);
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Append one NDJSON line.
+pub fn write_line<T: Serialize>(out: &mut BytesMut, value: &T) {
+    if serde_json::to_writer((&mut *out).writer(), value).is_err() {
+        tracing::error!("could not serialise an NDJSON line");
+    }
+    out.put_u8(b'\n');
+}

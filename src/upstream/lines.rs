@@ -1,0 +1,327 @@
+//! Ollama's NDJSON stream, read straight off the upstream body as typed lines.
+//!
+//! One hand-written state machine does what a stream of chunks, a line splitter and a line
+//! parser would do as three nested generators: it is polled by the response body that sends
+//! the lines on, holds one pinned timer and the shutdown watch, and keeps only the bytes of a
+//! line that has not ended yet. An open stream costs its few hundred bytes, nothing more.
+//!
+//! Network chunks and lines do not line up: one chunk may hold several lines, one line may span
+//! many chunks (tool arguments, logprobs, images). Lines are split on `\n` (a trailing `\r` and
+//! blanks are trimmed, blank lines skipped); a line longer than [`MAX_LINE`] is an error.
+//!
+//! The stream ends after the `done` line, or with exactly one error: the upstream's error line,
+//! a malformed line, a broken or early-ended stream, a gap longer than the upstream timeout, or
+//! the end of the shutdown grace period.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::Stream;
+use http::StatusCode;
+use http_body::Body;
+use serde::de::DeserializeOwned;
+use tokio::time::{Instant, Sleep};
+
+use crate::error::GatewayError;
+use crate::ollama::types::{ChatResponse, GenerateResponse};
+use crate::shutdown::Shutdown;
+
+/// Longest line accepted from the upstream.
+pub const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// A line of a native stream.
+pub trait NativeLine: DeserializeOwned + Send + 'static {
+    /// The upstream's error text, if this is an error line.
+    fn error(&self) -> Option<&str>;
+    /// Whether this is the last line.
+    fn is_done(&self) -> bool;
+    /// Ollama's prompt and completion token counts (on the last line).
+    fn token_counts(&self) -> (Option<u64>, Option<u64>);
+}
+
+impl NativeLine for ChatResponse {
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+    fn is_done(&self) -> bool {
+        self.done
+    }
+    fn token_counts(&self) -> (Option<u64>, Option<u64>) {
+        (self.prompt_eval_count, self.eval_count)
+    }
+}
+
+impl NativeLine for GenerateResponse {
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+    fn is_done(&self) -> bool {
+        self.done
+    }
+    fn token_counts(&self) -> (Option<u64>, Option<u64>) {
+        (self.prompt_eval_count, self.eval_count)
+    }
+}
+
+/// The upstream body, type-erased once per stream.
+pub type UpstreamBody =
+    Pin<Box<dyn Body<Data = Bytes, Error = Box<dyn std::error::Error + Send + Sync>> + Send>>;
+
+/// The shutdown watch, pinned once per stream.
+type Expired = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Typed lines of a native NDJSON stream, each with its raw bytes (without the `\n`).
+pub struct NativeLines<T> {
+    body: UpstreamBody,
+    /// The rest of the last chunk, not yet split into lines.
+    chunk: Bytes,
+    /// The start of a line that continues in a later chunk.
+    partial: BytesMut,
+    /// Deadline for the next chunk.
+    idle: Pin<Box<Sleep>>,
+    timeout: Duration,
+    expired: Expired,
+    body_ended: bool,
+    finished: bool,
+    _line: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for NativeLines<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeLines")
+            .field("buffered", &(self.chunk.len() + self.partial.len()))
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: NativeLine> NativeLines<T> {
+    /// Lines of `body`; each chunk must arrive within `timeout` of the previous one.
+    pub fn new(body: UpstreamBody, timeout: Duration, shutdown: &Shutdown) -> Self {
+        Self {
+            body,
+            chunk: Bytes::new(),
+            partial: BytesMut::new(),
+            idle: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            expired: Box::pin(shutdown.expired()),
+            body_ended: false,
+            finished: false,
+            _line: PhantomData,
+        }
+    }
+
+    /// End the stream with `err`.
+    fn fail(&mut self, err: GatewayError) -> Poll<Option<Result<(T, Bytes), GatewayError>>> {
+        self.finished = true;
+        Poll::Ready(Some(Err(err)))
+    }
+
+    /// The next complete raw line already received, if any (blank lines skipped).
+    fn buffered_line(&mut self) -> Option<Bytes> {
+        while let Some(end) = self.chunk.iter().position(|b| *b == b'\n') {
+            let head = self.chunk.split_to(end + 1);
+            let line = if self.partial.is_empty() {
+                head
+            } else {
+                self.partial.extend_from_slice(&head);
+                self.partial.split().freeze()
+            };
+            let line = trim_line(line);
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+        None
+    }
+
+    /// Parse one raw line into the stream's next item.
+    fn parse(&mut self, raw: Bytes) -> Poll<Option<Result<(T, Bytes), GatewayError>>> {
+        let line: T = match serde_json::from_slice(&raw) {
+            Ok(line) => line,
+            Err(err) => {
+                tracing::warn!(error = %err, "upstream sent a malformed NDJSON line");
+                return self.fail(GatewayError::UpstreamProtocol);
+            }
+        };
+        if let Some(message) = line.error() {
+            let message = message.to_owned();
+            return self.fail(GatewayError::Upstream {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message,
+            });
+        }
+        if line.is_done() {
+            self.finished = true;
+        }
+        Poll::Ready(Some(Ok((line, raw))))
+    }
+}
+
+impl<T: NativeLine> Stream for NativeLines<T> {
+    type Item = Result<(T, Bytes), GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            if this.expired.as_mut().poll(cx).is_ready() {
+                return this.fail(GatewayError::ShuttingDown);
+            }
+            if let Some(raw) = this.buffered_line() {
+                return this.parse(raw);
+            }
+            // What is left of the chunk is the start of a line.
+            if !this.chunk.is_empty() {
+                this.partial.extend_from_slice(&this.chunk);
+                this.chunk.clear();
+            }
+            if this.partial.len() > MAX_LINE {
+                tracing::warn!(len = this.partial.len(), "upstream NDJSON line too long");
+                return this.fail(GatewayError::UpstreamProtocol);
+            }
+            if this.body_ended {
+                let rest = trim_line(this.partial.split().freeze());
+                if !rest.is_empty() {
+                    return this.parse(rest);
+                }
+                tracing::warn!("upstream stream ended before its done line");
+                return this.fail(GatewayError::UpstreamInterrupted);
+            }
+            match this.body.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(mut data) = frame.into_data() {
+                        this.chunk = data.copy_to_bytes(data.remaining());
+                        let deadline = Instant::now() + this.timeout;
+                        this.idle.as_mut().reset(deadline);
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    tracing::warn!(error = %err, "upstream stream broke off");
+                    return this.fail(GatewayError::UpstreamInterrupted);
+                }
+                Poll::Ready(None) => this.body_ended = true,
+                Poll::Pending => {
+                    ready!(this.idle.as_mut().poll(cx));
+                    return this.fail(GatewayError::UpstreamTimeout(this.timeout));
+                }
+            }
+        }
+    }
+}
+
+fn trim_line(mut line: Bytes) -> Bytes {
+    while line
+        .last()
+        .is_some_and(|b| matches!(b, b'\n' | b'\r' | b' ' | b'\t'))
+    {
+        line.truncate(line.len() - 1);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use http_body_util::StreamBody;
+
+    /// A body that sends `chunks` (an `Err` breaks it off) and then ends, or stalls if `stall`.
+    fn body(chunks: Vec<Result<&'static str, &'static str>>, stall: bool) -> UpstreamBody {
+        let frames = futures::stream::iter(chunks.into_iter().map(|c| {
+            c.map(|s| http_body::Frame::data(Bytes::from_static(s.as_bytes())))
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+        }));
+        let frames = frames.chain(futures::stream::pending().take(usize::from(stall)));
+        Box::pin(StreamBody::new(frames))
+    }
+
+    async fn run(chunks: Vec<Result<&'static str, &'static str>>) -> Vec<Result<String, String>> {
+        NativeLines::<ChatResponse>::new(
+            body(chunks, false),
+            Duration::from_secs(5),
+            &Shutdown::new(),
+        )
+        .map(|r| {
+            r.map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned())
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+        .await
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_and_within_chunks() {
+        let out = run(vec![
+            Ok("{\"done\":false,\"model\":\"a\"}\n{\"done\""),
+            Ok(":false}\r\n\n{\"model\":"),
+            Ok("\"c\",\"done\":false}\n{\"done\":true}"),
+        ])
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                Ok("{\"done\":false,\"model\":\"a\"}".to_owned()),
+                Ok("{\"done\":false}".to_owned()),
+                Ok("{\"model\":\"c\",\"done\":false}".to_owned()),
+                Ok("{\"done\":true}".to_owned()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn error_lines_malformed_lines_broken_and_early_ended_streams_end_with_one_error() {
+        let out = run(vec![Ok(
+            "{\"done\":false}\n{\"error\":\"boom\"}\n{\"done\":true}\n",
+        )])
+        .await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1], Err("boom".to_owned()));
+        let out = run(vec![Ok("{\"done\":false}\n{\"model\":\n")]).await;
+        assert!(out[1].as_ref().is_err_and(|e| e.contains("malformed")));
+        let out = run(vec![Ok("{\"done\":false}\n")]).await;
+        assert!(
+            out[1]
+                .as_ref()
+                .is_err_and(|e| e.contains("before it was complete"))
+        );
+        let out = run(vec![Ok("{\"done\":false}\n"), Err("reset")]).await;
+        assert!(
+            out[1]
+                .as_ref()
+                .is_err_and(|e| e.contains("before it was complete"))
+        );
+        let out = run(vec![Ok("{\"done\":true}\n{\"done\":false}\n")]).await;
+        assert_eq!(out, vec![Ok("{\"done\":true}".to_owned())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_upstream_times_out_and_shutdown_ends_a_stream() {
+        let lines = NativeLines::<ChatResponse>::new(
+            body(vec![Ok("{\"done\":false}\n")], true),
+            Duration::from_secs(5),
+            &Shutdown::new(),
+        );
+        let out: Vec<_> = lines.collect().await;
+        assert!(matches!(out[1], Err(GatewayError::UpstreamTimeout(_))));
+
+        let shutdown = Shutdown::new();
+        let mut lines = NativeLines::<ChatResponse>::new(
+            body(vec![], true),
+            Duration::from_secs(600),
+            &shutdown,
+        );
+        shutdown.expire();
+        assert!(matches!(
+            lines.next().await,
+            Some(Err(GatewayError::ShuttingDown))
+        ));
+        assert!(lines.next().await.is_none());
+    }
+}
