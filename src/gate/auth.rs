@@ -5,15 +5,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 use http::HeaderMap;
 
+use super::Gate;
 use super::keys::Caller;
-use crate::error::{GatewayError, Surface};
-use crate::http::audit::Audit;
-use crate::state::AppState;
+use crate::error::GatewayError;
 
 /// Routes served without a key: liveness, readiness and the API documentation.
 pub const OPEN_ROUTES: &[&str] = &["/health", "/ready", "/openapi.json", "/docs"];
@@ -36,30 +33,23 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Middleware: establish the [`Caller`] or answer 401.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if is_open_route(path, state.gate.metrics_open) {
-        return next.run(req).await;
+/// The [`Caller`] behind the request's key, or the 401 to answer. `Ok(None)` for open routes.
+pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, GatewayError> {
+    if is_open_route(req.uri().path(), gate.metrics_open) {
+        return Ok(None);
     }
-    let surface = Surface::for_path(path);
-    let caller: Option<Arc<Caller>> = state.gate.keys.lookup(bearer(req.headers()));
-    let Some(caller) = caller else {
+    let Some(caller) = gate.keys.lookup(bearer(req.headers())) else {
         let message = if req.headers().contains_key(http::header::AUTHORIZATION) {
             "invalid API key"
         } else {
             "missing API key: send Authorization: Bearer <key>"
         };
-        return GatewayError::Unauthorized(message).render(surface);
+        return Err(GatewayError::Unauthorized(message));
     };
     if caller.expires.is_some_and(|at| at <= chrono::Utc::now()) {
-        return GatewayError::Unauthorized("API key has expired").render(surface);
+        return Err(GatewayError::Unauthorized("API key has expired"));
     }
-    if let Some(audit) = req.extensions().get::<Audit>() {
-        audit.set_caller(&caller.name);
-    }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+    Ok(Some(caller))
 }
 
 #[cfg(test)]

@@ -1,80 +1,79 @@
 //! Body size, request rate and concurrency limits.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use http_body_util::BodyExt;
+use tokio::sync::OwnedSemaphorePermit;
 
+use super::Gate;
 use super::keys::Caller;
-use crate::error::{GatewayError, Surface};
-use crate::state::AppState;
+use crate::error::GatewayError;
 
 /// The body limit in force, for the 413 message.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
 
-/// Middleware: refuse a body whose declared length is over the limit before reading any of it,
-/// and cap bodies without a declared length while they are read.
-pub async fn limit_body(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let limit = state.gate.max_body;
+/// Refuse a body whose declared length is over the limit before reading any of it, and cap a
+/// body without a declared length while it is read.
+pub fn limit_body(gate: &Gate, mut req: Request) -> Result<Request, GatewayError> {
+    let limit = gate.max_body;
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return GatewayError::BodyTooLarge { limit }.render(Surface::for_path(req.uri().path()));
+        return Err(GatewayError::BodyTooLarge { limit });
     }
     req.extensions_mut().insert(BodyLimit(limit));
-    let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(req).await
+    Ok(req.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
 }
 
-/// Middleware: global and per-key request rates, then the per-key concurrency cap. The
-/// concurrency permit is held until the response body (a stream, perhaps) is finished.
-pub async fn limit_rate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let surface = Surface::for_path(req.uri().path());
-    let Some(caller) = req.extensions().get::<Arc<Caller>>().cloned() else {
-        // Open routes carry no caller and are not limited.
-        return next.run(req).await;
-    };
-    if let Some(limiter) = &state.gate.global_rate
+/// Global and per-key request rates, then the per-key concurrency cap. The permit (if the key
+/// has a cap) must be held until the response body, a stream perhaps, is finished.
+pub fn admit(gate: &Gate, caller: &Caller) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
+    if let Some(limiter) = &gate.global_rate
         && let Err(not_until) = limiter.check()
     {
-        let retry_after = not_until.wait_time_from(DefaultClock::default().now());
-        return refuse(
-            "global",
-            retry_after,
-            state.gate.global_rate_per_minute,
-            surface,
-        );
+        return Err(GatewayError::RateLimited {
+            scope: "global",
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            limit: gate.global_rate_per_minute,
+        });
     }
     if let Some(limiter) = &caller.rate
         && let Err(not_until) = limiter.check()
     {
-        let retry_after = not_until.wait_time_from(DefaultClock::default().now());
-        return refuse("per key", retry_after, caller.rate_per_minute, surface);
+        return Err(GatewayError::RateLimited {
+            scope: "per key",
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            limit: caller.rate_per_minute,
+        });
     }
-    let permit = match &caller.concurrency {
-        None => None,
-        Some(semaphore) => match semaphore.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                return refuse(
-                    "concurrent requests per key",
-                    Duration::from_secs(1),
-                    caller.max_concurrent,
-                    surface,
-                );
-            }
-        },
-    };
-    let mut response = next.run(req).await;
+    match &caller.concurrency {
+        None => Ok(None),
+        Some(semaphore) => semaphore
+            .clone()
+            .try_acquire_owned()
+            .map(Some)
+            .map_err(|_| GatewayError::RateLimited {
+                scope: "concurrent requests per key",
+                retry_after: Duration::from_secs(1),
+                limit: caller.max_concurrent,
+            }),
+    }
+}
+
+/// Add the key's limit header, and tie the concurrency permit to the response body.
+pub fn finish(
+    mut response: Response,
+    caller: &Caller,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Response {
     if caller.rate_per_minute > 0 {
         response.headers_mut().insert(
             "x-ratelimit-limit-requests",
@@ -90,13 +89,4 @@ pub async fn limit_rate(State(state): State<AppState>, req: Request, next: Next)
             }))
         }),
     }
-}
-
-fn refuse(scope: &'static str, retry_after: Duration, limit: u32, surface: Surface) -> Response {
-    GatewayError::RateLimited {
-        scope,
-        retry_after,
-        limit,
-    }
-    .render(surface)
 }

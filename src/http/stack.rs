@@ -12,10 +12,11 @@
 //! 5. **CORS**: preflights answered here, without a key.
 //! 6. **audit**: one structured line and the metrics per request, written when the response
 //!    body ends (streams included).
-//! 7. **body limit**: 413 before reading a body whose declared length is too large; bodies
-//!    without a length are capped while read.
-//! 8. **auth**: deny by default; the caller's key settings go into the request.
-//! 9. **rate and concurrency limits**: global and per key; 429 with `Retry-After`.
+//! 7. **the gate** (one layer, [`gate::admit`]), in this order:
+//!    - body limit: 413 before reading a body whose declared length is too large; bodies
+//!      without a length are capped while read;
+//!    - auth: deny by default; the caller's key settings go into the request;
+//!    - rate and concurrency limits: global and per key; 429 with `Retry-After`.
 //!
 //! Then the handler. There is no compression layer: it would buffer `text/event-stream`.
 
@@ -37,7 +38,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{GatewayError, Surface};
-use crate::gate::{auth, limits, path};
+use crate::gate::{self, path};
 use crate::http::audit;
 use crate::state::AppState;
 
@@ -58,9 +59,7 @@ pub fn build(state: AppState) -> GatewayService {
                 .layer(from_fn(audit::audit))
                 // Our own limit (next layer) replaces axum's 2 MiB default for extractors.
                 .layer(DefaultBodyLimit::disable())
-                .layer(from_fn_with_state(state.clone(), limits::limit_body))
-                .layer(from_fn_with_state(state.clone(), auth::authenticate))
-                .layer(from_fn_with_state(state.clone(), limits::limit_rate)),
+                .layer(from_fn_with_state(state.clone(), gate::admit)),
         )
         .with_state(state);
     let service = ServiceBuilder::new()

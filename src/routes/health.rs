@@ -5,12 +5,13 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, StatusCode, header};
+use http::{StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{GatewayError, OllamaError};
 use crate::state::AppState;
+use crate::upstream::Forwarded;
 
 /// How long readiness waits for the upstream.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,7 +34,7 @@ async fn probe(state: &AppState) -> Option<String> {
     struct Version {
         version: String,
     }
-    let no_headers = HeaderMap::new();
+    let no_headers = Forwarded::default();
     let call = state
         .upstream
         .get_json::<Version>("/api/version", &no_headers);

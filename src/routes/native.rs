@@ -27,7 +27,7 @@ use crate::metrics::InFlight;
 use crate::ollama::schemas::{EmbedBody, GenerateBody, LegacyEmbeddingsBody, ShowBody};
 use crate::ollama::types::{ChatRequest, TagsResponse};
 use crate::state::AppState;
-use crate::upstream::forwarded_headers;
+use crate::upstream::{Forwarded, forwarded_headers};
 
 type NativeResult = Result<Response, OllamaError>;
 
@@ -290,7 +290,10 @@ async fn filtered_listing(state: AppState, caller: Arc<Caller>, req: Request) ->
         return forward(&state, head_as_get(req), None, None).await;
     }
     let path = req.uri().path().to_owned();
-    let mut listing: TagsResponse = state.upstream.get_json(&path, req.headers()).await?;
+    let mut listing: TagsResponse = state
+        .upstream
+        .get_json(&path, &Forwarded::from(req.headers()))
+        .await?;
     listing
         .models
         .retain(|m| state.gate.model_visible(&caller, m.id()));

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
 use serde_json::Value;
 
 use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
@@ -19,6 +18,7 @@ use crate::http::extract::JsonBody;
 use crate::http::stream::{LineBody, NDJSON, write_line};
 use crate::ollama::types::{ChatRequest, ChatResponse, TagsResponse};
 use crate::state::AppState;
+use crate::upstream::Forwarded;
 
 /// The upstream's model list, limited to what this key may use.
 #[utoipa::path(
@@ -33,7 +33,7 @@ use crate::state::AppState;
 pub async fn models(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
-    headers: HeaderMap,
+    headers: Forwarded,
 ) -> Result<Json<TagsResponse>, OllamaError> {
     let mut tags: TagsResponse = state.upstream.get_json("/api/tags", &headers).await?;
     tags.models
@@ -61,7 +61,7 @@ pub async fn chat(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     Extension(audit): Extension<Audit>,
-    headers: HeaderMap,
+    headers: Forwarded,
     JsonBody(mut body): JsonBody<ChatRequest>,
 ) -> Result<Response, OllamaError> {
     validate_chat(&body)?;

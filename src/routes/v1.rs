@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::BytesMut;
-use http::HeaderMap;
 use serde_json::json;
 
 use crate::error::{OpenAiError, OpenAiErrorBody};
@@ -25,6 +24,7 @@ use crate::openai::types::{
 };
 use crate::openai::{request, response};
 use crate::state::AppState;
+use crate::upstream::Forwarded;
 
 type V1Result = Result<Response, OpenAiError>;
 
@@ -50,7 +50,7 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     Extension(audit): Extension<Audit>,
-    headers: HeaderMap,
+    headers: Forwarded,
     JsonBody(body): JsonBody<ChatCompletionRequest>,
 ) -> V1Result {
     let (native, opts) = request::chat_request(body)?;
@@ -103,7 +103,7 @@ pub async fn completions(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     Extension(audit): Extension<Audit>,
-    headers: HeaderMap,
+    headers: Forwarded,
     JsonBody(body): JsonBody<CompletionRequest>,
 ) -> V1Result {
     let (native, opts) = request::completion_request(body)?;
@@ -155,7 +155,7 @@ pub async fn embeddings(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     Extension(audit): Extension<Audit>,
-    headers: HeaderMap,
+    headers: Forwarded,
     JsonBody(body): JsonBody<EmbeddingRequest>,
 ) -> V1Result {
     let format = body.encoding_format.unwrap_or(EncodingFormat::Float);
@@ -185,7 +185,7 @@ pub async fn embeddings(
 pub async fn list_models(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
-    headers: HeaderMap,
+    headers: Forwarded,
 ) -> V1Result {
     let mut tags: TagsResponse = state.upstream.get_json("/api/tags", &headers).await?;
     tags.models
@@ -210,7 +210,7 @@ pub async fn retrieve_model(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     Extension(audit): Extension<Audit>,
-    headers: HeaderMap,
+    headers: Forwarded,
     Path(model): Path<String>,
 ) -> V1Result {
     audit.set_model(&model);

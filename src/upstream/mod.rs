@@ -5,10 +5,14 @@
 
 mod lines;
 
+use std::convert::Infallible;
 use std::time::Duration;
+
+use axum::extract::FromRequestParts;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -102,11 +106,11 @@ impl Upstream {
         &self,
         path: &str,
         body: &B,
-        headers: &HeaderMap,
+        headers: &Forwarded,
     ) -> Result<reqwest::Response, GatewayError> {
         let request = self
             .request(Method::POST, path)
-            .headers(forwarded_headers(headers))
+            .headers(headers.0.clone())
             .json(body);
         self.send(request).await
     }
@@ -116,7 +120,7 @@ impl Upstream {
         &self,
         path: &str,
         body: &B,
-        headers: &HeaderMap,
+        headers: &Forwarded,
     ) -> Result<T, GatewayError> {
         let call = async {
             let response = self.post_json(path, body, headers).await?;
@@ -131,12 +135,10 @@ impl Upstream {
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         path: &str,
-        headers: &HeaderMap,
+        headers: &Forwarded,
     ) -> Result<T, GatewayError> {
         let call = async {
-            let request = self
-                .request(Method::GET, path)
-                .headers(forwarded_headers(headers));
+            let request = self.request(Method::GET, path).headers(headers.0.clone());
             read_json(self.send(request).await?).await
         };
         tokio::time::timeout(self.timeout, call)
@@ -254,6 +256,25 @@ fn transport_error(err: &reqwest::Error) -> GatewayError {
     tracing::warn!(error = %err, "upstream request failed");
     // The only timeout reqwest itself enforces is the connect timeout: unreachable, not slow.
     GatewayError::UpstreamUnavailable
+}
+
+/// The client headers that go upstream, taken from a request as an extractor: only these are
+/// copied, not the whole header map.
+#[derive(Clone, Debug, Default)]
+pub struct Forwarded(pub HeaderMap);
+
+impl From<&HeaderMap> for Forwarded {
+    fn from(headers: &HeaderMap) -> Self {
+        Self(forwarded_headers(headers))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self::from(&parts.headers))
+    }
 }
 
 /// The client headers that go upstream: content negotiation and the request id. Never
