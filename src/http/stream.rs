@@ -6,6 +6,8 @@
 //! arrives and never waits for the next. A failure becomes one error frame in the surface's shape
 //! and ends the body (an SSE stream then has no `[DONE]`). A quiet SSE stream (a thinking model)
 //! gets a keep-alive comment every 15 seconds.
+//!
+//! [`PassthroughBody`] sends a native `/api/*` answer on as it comes, chunk for chunk.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -24,7 +26,7 @@ use tokio::time::Sleep;
 use crate::error::GatewayError;
 use crate::http::audit::Audit;
 use crate::metrics::InFlight;
-use crate::upstream::{NativeLine, NativeLines};
+use crate::upstream::{NativeLine, NativeLines, UpstreamChunks};
 
 /// How a stream is framed on the wire.
 #[derive(Debug)]
@@ -163,6 +165,90 @@ where
             }
         }
         Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+/// A native answer passed through chunk for chunk. If the upstream fails mid-answer, an NDJSON
+/// stream ends with an `{"error": ...}` line (on a line of its own); any other body is cut off,
+/// as there is no in-band way to say it.
+pub struct PassthroughBody {
+    chunks: UpstreamChunks,
+    ndjson: bool,
+    at_line_start: bool,
+    /// The audit record gets the time to the first and the last byte, if there is one.
+    audit: Option<Audit>,
+    started: Instant,
+    ended: bool,
+    _open: Option<InFlight>,
+}
+
+impl PassthroughBody {
+    /// Pass `chunks` through; `ndjson` streams count as open streams and end with an error line.
+    pub fn new(
+        chunks: UpstreamChunks,
+        ndjson: bool,
+        audit: Option<Audit>,
+        started: Instant,
+    ) -> Self {
+        Self {
+            chunks,
+            ndjson,
+            at_line_start: true,
+            audit,
+            started,
+            ended: false,
+            _open: ndjson.then(|| InFlight::start("gateway_open_streams")),
+        }
+    }
+}
+
+impl http_body::Body for PassthroughBody {
+    type Data = Bytes;
+    type Error = GatewayError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, GatewayError>>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        match this.chunks.poll_chunk(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(last) = chunk.last() {
+                    this.at_line_start = *last == b'\n';
+                }
+                if let Some(audit) = &this.audit {
+                    audit.mark_first_token();
+                }
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                if let Some(audit) = &this.audit {
+                    audit.set_upstream_time(this.started.elapsed());
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.ended = true;
+                if !this.ndjson {
+                    return Poll::Ready(Some(Err(err)));
+                }
+                let mut out = BytesMut::new();
+                if !this.at_line_start {
+                    out.put_u8(b'\n');
+                }
+                (NDJSON.error)(&err, &mut out);
+                Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {

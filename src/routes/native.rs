@@ -13,17 +13,14 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use bytes::Bytes;
-use futures::StreamExt;
 use http::{HeaderValue, header};
 use serde_json::Value;
 
-use super::simple::error_line;
 use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::read_body;
-use crate::metrics::InFlight;
+use crate::http::stream::PassthroughBody;
 use crate::ollama::schemas::{EmbedBody, GenerateBody, LegacyEmbeddingsBody, ShowBody};
 use crate::ollama::types::{ChatRequest, TagsResponse};
 use crate::state::AppState;
@@ -331,53 +328,9 @@ async fn forward(
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("ndjson"));
-    let chunks = state.upstream.body(upstream);
-    let shutdown = state.shutdown.clone();
-    let body = async_stream::stream! {
-        let _open = ndjson.then(|| InFlight::start("gateway_open_streams"));
-        let mut chunks = std::pin::pin!(chunks);
-        let expired = shutdown.expired();
-        let mut expired = std::pin::pin!(expired);
-        let mut at_line_start = true;
-        loop {
-            let next = tokio::select! {
-                biased;
-                next = chunks.next() => next,
-                () = &mut expired => Some(Err(GatewayError::ShuttingDown)),
-            };
-            match next {
-                None => {
-                    if let Some(audit) = &audit {
-                        audit.set_upstream_time(started.elapsed());
-                    }
-                    return;
-                }
-                Some(Ok(bytes)) => {
-                    if let Some(last) = bytes.last() {
-                        at_line_start = *last == b'\n';
-                    }
-                    if let Some(audit) = &audit {
-                        audit.mark_first_token();
-                    }
-                    yield Ok::<Bytes, GatewayError>(bytes);
-                }
-                Some(Err(err)) if ndjson => {
-                    // The error line must not run on from a line the upstream left unfinished.
-                    if !at_line_start {
-                        yield Ok(Bytes::from_static(b"\n"));
-                    }
-                    yield Ok(error_line(&err));
-                    return;
-                }
-                // Not NDJSON: there is no in-band way to say it; abort the body.
-                Some(Err(err)) => {
-                    yield Err(err);
-                    return;
-                }
-            }
-        }
-    };
-    let mut response = Response::new(Body::from_stream(body));
+    let chunks = state.upstream.chunks(upstream, &state.shutdown);
+    let body = PassthroughBody::new(chunks, ndjson, audit, started);
+    let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
     if let Some(content_type) = content_type {
         response

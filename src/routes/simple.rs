@@ -8,14 +8,13 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::JsonBody;
-use crate::http::stream::{LineBody, NDJSON, write_line};
+use crate::http::stream::{LineBody, NDJSON};
 use crate::ollama::types::{ChatRequest, ChatResponse, TagsResponse};
 use crate::state::AppState;
 use crate::upstream::Forwarded;
@@ -108,13 +107,6 @@ pub fn upstream_failure(message: &str) -> GatewayError {
         status: http::StatusCode::INTERNAL_SERVER_ERROR,
         message: message.to_owned(),
     }
-}
-
-/// The NDJSON line that ends a failed native stream: `{"error":"..."}`.
-pub fn error_line(err: &GatewayError) -> Bytes {
-    let mut line = BytesMut::new();
-    write_line(&mut line, &err.ollama_body());
-    line.freeze()
 }
 
 /// What Ollama would refuse, refused before it goes upstream, with the field named.

@@ -1,9 +1,8 @@
 //! Ollama's NDJSON stream, read straight off the upstream body as typed lines.
 //!
-//! One hand-written state machine does what a stream of chunks, a line splitter and a line
-//! parser would do as three nested generators: it is polled by the response body that sends
-//! the lines on, holds one pinned timer and the shutdown watch, and keeps only the bytes of a
-//! line that has not ended yet. An open stream costs its few hundred bytes, nothing more.
+//! One hand-written state machine on top of [`UpstreamChunks`] does what a line splitter and a
+//! line parser would do as nested generators: it is polled by the response body that sends the
+//! lines on and keeps only the bytes of a line that has not ended yet.
 //!
 //! Network chunks and lines do not line up: one chunk may hold several lines, one line may span
 //! many chunks (tool arguments, logprobs, images). Lines are split on `\n` (a trailing `\r` and
@@ -13,19 +12,17 @@
 //! a malformed line, a broken or early-ended stream, a gap longer than the upstream timeout, or
 //! the end of the shutdown grace period.
 
-use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use http::StatusCode;
-use http_body::Body;
 use serde::de::DeserializeOwned;
-use tokio::time::{Instant, Sleep};
 
+use super::chunks::{UpstreamBody, UpstreamChunks};
 use crate::error::GatewayError;
 use crate::ollama::types::{ChatResponse, GenerateResponse};
 use crate::shutdown::Shutdown;
@@ -67,24 +64,13 @@ impl NativeLine for GenerateResponse {
     }
 }
 
-/// The upstream body, type-erased once per stream.
-pub type UpstreamBody =
-    Pin<Box<dyn Body<Data = Bytes, Error = Box<dyn std::error::Error + Send + Sync>> + Send>>;
-
-/// The shutdown watch, pinned once per stream.
-type Expired = Pin<Box<dyn Future<Output = ()> + Send>>;
-
 /// Typed lines of a native NDJSON stream, each with its raw bytes (without the `\n`).
 pub struct NativeLines<T> {
-    body: UpstreamBody,
+    chunks: UpstreamChunks,
     /// The rest of the last chunk, not yet split into lines.
     chunk: Bytes,
     /// The start of a line that continues in a later chunk.
     partial: BytesMut,
-    /// Deadline for the next chunk.
-    idle: Pin<Box<Sleep>>,
-    timeout: Duration,
-    expired: Expired,
     body_ended: bool,
     finished: bool,
     _line: PhantomData<fn() -> T>,
@@ -103,12 +89,9 @@ impl<T: NativeLine> NativeLines<T> {
     /// Lines of `body`; each chunk must arrive within `timeout` of the previous one.
     pub fn new(body: UpstreamBody, timeout: Duration, shutdown: &Shutdown) -> Self {
         Self {
-            body,
+            chunks: UpstreamChunks::new(body, timeout, shutdown),
             chunk: Bytes::new(),
             partial: BytesMut::new(),
-            idle: Box::pin(tokio::time::sleep(timeout)),
-            timeout,
-            expired: Box::pin(shutdown.expired()),
             body_ended: false,
             finished: false,
             _line: PhantomData,
@@ -171,9 +154,6 @@ impl<T: NativeLine> Stream for NativeLines<T> {
             if this.finished {
                 return Poll::Ready(None);
             }
-            if this.expired.as_mut().poll(cx).is_ready() {
-                return this.fail(GatewayError::ShuttingDown);
-            }
             if let Some(raw) = this.buffered_line() {
                 return this.parse(raw);
             }
@@ -194,23 +174,11 @@ impl<T: NativeLine> Stream for NativeLines<T> {
                 tracing::warn!("upstream stream ended before its done line");
                 return this.fail(GatewayError::UpstreamInterrupted);
             }
-            match this.body.as_mut().poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(mut data) = frame.into_data() {
-                        this.chunk = data.copy_to_bytes(data.remaining());
-                        let deadline = Instant::now() + this.timeout;
-                        this.idle.as_mut().reset(deadline);
-                    }
-                }
-                Poll::Ready(Some(Err(err))) => {
-                    tracing::warn!(error = %err, "upstream stream broke off");
-                    return this.fail(GatewayError::UpstreamInterrupted);
-                }
+            match this.chunks.poll_chunk(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.chunk = chunk,
+                Poll::Ready(Some(Err(err))) => return this.fail(err),
                 Poll::Ready(None) => this.body_ended = true,
-                Poll::Pending => {
-                    ready!(this.idle.as_mut().poll(cx));
-                    return this.fail(GatewayError::UpstreamTimeout(this.timeout));
-                }
+                Poll::Pending => return Poll::Pending,
             }
         }
     }

@@ -3,6 +3,7 @@
 //! Every way the upstream can fail becomes a [`GatewayError`] here, with the transport detail
 //! logged and the client-facing message free of URLs, hosts and ports.
 
+mod chunks;
 mod lines;
 
 use std::convert::Infallible;
@@ -11,13 +12,14 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use lines::{NativeLine, NativeLines, UpstreamBody};
+pub use chunks::{UpstreamBody, UpstreamChunks};
+pub use lines::{NativeLine, NativeLines};
 
 use crate::error::GatewayError;
 
@@ -75,18 +77,23 @@ impl Upstream {
         self.client.request(method, url)
     }
 
-    /// Send a request and wait (within the timeout) for the response head. Non-success statuses
-    /// become errors carrying Ollama's status and message.
+    /// Send a request and wait for the response head; a non-success status becomes an error
+    /// carrying Ollama's status and message. Both together take at most the timeout.
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, GatewayError> {
-        let response = self.send_raw(request).await?;
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(self.error_from(response).await)
-        }
+        let call = async {
+            let response = request.send().await.map_err(|err| transport_error(&err))?;
+            if response.status().is_success() {
+                Ok(response)
+            } else {
+                Err(error_from(response).await)
+            }
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
     }
 
     /// Like [`send`](Self::send) but returns error statuses as responses (for passthrough).
@@ -146,32 +153,6 @@ impl Upstream {
             .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
     }
 
-    /// The body as a stream of chunks, each awaited within the timeout.
-    pub fn body(
-        &self,
-        response: reqwest::Response,
-    ) -> impl Stream<Item = Result<Bytes, GatewayError>> + Send + 'static {
-        let timeout = self.timeout;
-        let mut inner = response.bytes_stream();
-        async_stream::stream! {
-            loop {
-                match tokio::time::timeout(timeout, inner.next()).await {
-                    Err(_) => {
-                        yield Err(GatewayError::UpstreamTimeout(timeout));
-                        break;
-                    }
-                    Ok(None) => break,
-                    Ok(Some(Ok(bytes))) => yield Ok(bytes),
-                    Ok(Some(Err(err))) => {
-                        tracing::warn!(error = %err, "upstream stream broke off");
-                        yield Err(GatewayError::UpstreamInterrupted);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
     /// The body as typed NDJSON lines, each chunk awaited within the timeout, ending early
     /// when the shutdown grace period is over.
     pub fn native_lines<T: NativeLine>(
@@ -179,21 +160,34 @@ impl Upstream {
         response: reqwest::Response,
         shutdown: &crate::shutdown::Shutdown,
     ) -> NativeLines<T> {
-        let body = http_body_util::BodyExt::map_err(reqwest::Body::from(response), |err| {
-            Box::new(err) as Box<dyn std::error::Error + Send + Sync>
-        });
-        NativeLines::new(Box::pin(body), self.timeout, shutdown)
+        NativeLines::new(erased(response), self.timeout, shutdown)
     }
 
-    /// Turn an error status into a [`GatewayError`] with Ollama's message.
-    async fn error_from(&self, response: reqwest::Response) -> GatewayError {
-        let status = response.status();
-        let body = match tokio::time::timeout(self.timeout, read_limited(response)).await {
-            Ok(Ok(body)) => body,
-            _ => Bytes::new(),
-        };
-        upstream_error(status, &body)
+    /// The body as chunks, each awaited within the timeout, ending early when the shutdown
+    /// grace period is over.
+    pub fn chunks(
+        &self,
+        response: reqwest::Response,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> UpstreamChunks {
+        UpstreamChunks::new(erased(response), self.timeout, shutdown)
     }
+}
+
+/// A response's body as an [`UpstreamBody`].
+fn erased(response: reqwest::Response) -> UpstreamBody {
+    let body = http_body_util::BodyExt::map_err(reqwest::Body::from(response), |err| {
+        Box::new(err) as Box<dyn std::error::Error + Send + Sync>
+    });
+    Box::pin(body)
+}
+
+/// Turn an error status into a [`GatewayError`] with Ollama's message (the caller bounds the
+/// time this takes).
+async fn error_from(response: reqwest::Response) -> GatewayError {
+    let status = response.status();
+    let body = read_limited(response).await.unwrap_or_default();
+    upstream_error(status, &body)
 }
 
 /// Build the error for an upstream error status and body (`{"error":"..."}` or plain text).
