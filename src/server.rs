@@ -9,8 +9,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::body::Body;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -35,12 +35,16 @@ pub async fn run(
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     // HTTP/1.1 only: what OpenAI clients and browsers speak to an API, and the protocol the
-    // header timeout and limits below apply to (cleartext HTTP/2 would bypass them).
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    // header timeout and limits below apply to (cleartext HTTP/2 would bypass them). hyper's own
+    // HTTP/1 connection, not hyper-util's auto-detecting one: no protocol sniffing per
+    // connection, and a smaller task for every open stream.
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(state.config.header_timeout)
+        // The exact cap on the request head; `max_buf_size` alone is soft (one read may pull in
+        // more than it before the head is parsed).
+        .max_header_size(MAX_HEADER_BYTES)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
     let graceful = GracefulShutdown::new();
@@ -61,7 +65,7 @@ pub async fn run(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
-        let connection = builder.serve_connection_with_upgrades(
+        let connection = builder.serve_connection(
             TokioIo::new(stream),
             TowerToHyperService::new(
                 service
@@ -69,7 +73,7 @@ pub async fn run(
                     .map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new)),
             ),
         );
-        let connection = graceful.watch(connection.into_owned());
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
