@@ -209,7 +209,7 @@ class Bench:
         self.targets: dict[str, Service] = {}
         self.fake: Service | None = None
         self.fake_port, self.nginx_port, self.caddy_port, self.litellm_port, self.gw_port, \
-            self.open_port, self.limited_port, self.pass_port = free_ports(8)
+            self.open_port, self.limited_port, self.pass_port, self.pass_hyper_port = free_ports(9)
         self.fake_base = f"http://127.0.0.1:{self.fake_port}"
         self.api_key = "sk-bench-" + os.urandom(16).hex()
         self.litellm_key = "sk-" + os.urandom(24).hex()
@@ -364,17 +364,17 @@ http://127.0.0.1:{self.caddy_port} {{
             service.stop()
             self.results["unavailable"]["caddy"] = "did not start (see bench/work/caddy.log)"
 
-    def add_passthrough(self) -> None:
-        service = Service("passthrough", [self.client, "passthrough", "--listen",
-                                          f"127.0.0.1:{self.pass_port}", "--upstream", self.fake_base])
-        service.url = f"http://127.0.0.1:{self.pass_port}/v1/chat/completions"
+    def add_passthrough(self, name: str, port: int, client: str) -> None:
+        service = Service(name, [self.client, "passthrough", "--listen", f"127.0.0.1:{port}",
+                                 "--upstream", self.fake_base, "--client", client])
+        service.url = f"http://127.0.0.1:{port}/v1/chat/completions"
         service.ready_path = "/_fake/stats"
         service.start()
-        if service.wait_ready(f"http://127.0.0.1:{self.pass_port}", 15):
-            self.targets["passthrough"] = service
+        if service.wait_ready(f"http://127.0.0.1:{port}", 15):
+            self.targets[name] = service
         else:
             service.stop()
-            self.results["unavailable"]["passthrough"] = "did not start (see bench/work/passthrough.log)"
+            self.results["unavailable"][name] = f"did not start (see bench/work/{name}.log)"
 
     def add_litellm(self) -> None:
         if not self.opts.litellm:
@@ -611,7 +611,8 @@ general_settings:
         cap = min(self.opts.max_streams, (hard - 200) // 2)
         steps = sorted({max(1, cap * k // 5) for k in range(1, 6)}) if not self.smoke else [10, 20]
         out = {"fd_hard_limit": hard, "max_requested": cap, "targets": {}}
-        names = [n for n in ("gateway", "passthrough", "nginx", "caddy") if n in self.targets]
+        names = [n for n in ("gateway", "passthrough", "passthrough-hyper", "nginx", "caddy")
+                 if n in self.targets]
         if self.smoke:
             names = ["gateway"]
         for name in names:
@@ -647,9 +648,12 @@ general_settings:
                 self.add_nginx()
                 self.add_caddy()
                 self.add_litellm()
-            self.add_passthrough()
+            self.add_passthrough("passthrough", self.pass_port, "reqwest")
+            if not self.smoke:
+                self.add_passthrough("passthrough-hyper", self.pass_hyper_port, "hyper")
             self.add_gateways()
-            order = ["direct", "nginx", "caddy", "passthrough", "litellm", "gateway", "gateway-open"]
+            order = ["direct", "nginx", "caddy", "passthrough", "passthrough-hyper", "litellm",
+                     "gateway", "gateway-open"]
             self.targets = {n: self.targets[n] for n in order if n in self.targets}
             log("targets: " + ", ".join(self.targets)
                 + "".join(f"; {n} unavailable ({why})" for n, why in self.results["unavailable"].items()))

@@ -9,12 +9,14 @@ DESCRIPTIONS = {
     "caddy": "caddy `reverse_proxy`, `flush_interval -1`",
     "passthrough": "bare hyper server + reqwest client pass-through on tokio (`bench-client passthrough`): "
     "no parsing, no translation, no middleware; the floor of the gateway's own stack",
+    "passthrough-hyper": "the same pass-through with hyper-util's pooled client instead of reqwest "
+    "(`--client hyper`): what reqwest's own layers cost",
     "litellm": "LiteLLM proxy, model `ollama_chat/bench` (translates NDJSON to SSE), master key, logging off",
     "gateway": "ollama-gateway release build, auth on (bearer key), rate and concurrency limits on but set high",
     "gateway-open": "ollama-gateway, `GATEWAY_AUTH=off`, limits 0",
     "gateway-429": "ollama-gateway with a 60/min, burst 1 key (errors scenario only)",
 }
-ORDER = ["direct", "nginx", "caddy", "passthrough", "litellm", "gateway", "gateway-open", "gateway-429"]
+ORDER = ["direct", "nginx", "caddy", "passthrough", "passthrough-hyper", "litellm", "gateway", "gateway-open", "gateway-429"]
 
 
 def ordered(cells: dict) -> list:

@@ -3,6 +3,9 @@
 //! middleware: it forwards method, path, `content-type` and body, and streams the answer back.
 //! Measured next to the gateway it shows the floor that any gateway built on these crates pays,
 //! so the gateway's own cost is the difference between the two.
+//!
+//! `--client hyper` swaps reqwest for hyper-util's pooled client (the one reqwest wraps), so the
+//! report can show what reqwest's own layers cost per request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,7 +17,9 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::CONTENT_TYPE;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 use crate::args::Args;
@@ -46,13 +51,78 @@ pub fn run(args: &Args) -> Result<Value, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let client = match args.string("client", "reqwest").as_str() {
+        "reqwest" => Upstream::Reqwest(client),
+        "hyper" => {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            Upstream::Hyper(Client::builder(TokioExecutor::new()).build(connector))
+        }
+        other => return Err(format!("--client: '{other}' is not reqwest or hyper")),
+    };
     runtime.block_on(serve(listen, upstream, client))
+}
+
+/// The upstream client under test.
+#[derive(Clone)]
+enum Upstream {
+    Reqwest(reqwest::Client),
+    Hyper(Client<HttpConnector, Full<Bytes>>),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Upstream {
+    /// Send `method url` with `body` (and its content type); the answer's status, content type
+    /// and streamed body.
+    async fn send(
+        &self,
+        parts: &http::request::Parts,
+        url: reqwest::Url,
+        body: Bytes,
+    ) -> Result<Response<ProxyBody>, BoxError> {
+        let content_type = parts.headers.get(CONTENT_TYPE);
+        let (status, answer_type, body) = match self {
+            Self::Reqwest(client) => {
+                let mut request = client.request(parts.method.clone(), url).body(body);
+                if let Some(kind) = content_type {
+                    request = request.header(CONTENT_TYPE, kind);
+                }
+                let upstream = request.send().await?;
+                let kind = upstream.headers().get(CONTENT_TYPE).cloned();
+                let status = upstream.status();
+                let stream = upstream
+                    .bytes_stream()
+                    .map_ok(Frame::data)
+                    .map_err(|e| Box::new(e) as BoxError);
+                (status, kind, BodyExt::boxed(StreamBody::new(stream)))
+            }
+            Self::Hyper(client) => {
+                let mut request = Request::builder()
+                    .method(parts.method.clone())
+                    .uri(url.as_str());
+                if let Some(kind) = content_type {
+                    request = request.header(CONTENT_TYPE, kind);
+                }
+                let upstream = client.request(request.body(Full::new(body))?).await?;
+                let kind = upstream.headers().get(CONTENT_TYPE).cloned();
+                let status = upstream.status();
+                let body = upstream.into_body().map_err(|e| Box::new(e) as BoxError);
+                (status, kind, BodyExt::boxed(body))
+            }
+        };
+        let mut response = Response::builder().status(status);
+        if let Some(kind) = answer_type {
+            response = response.header(CONTENT_TYPE, kind);
+        }
+        Ok(response.body(body)?)
+    }
 }
 
 async fn serve(
     listen: SocketAddr,
     upstream: reqwest::Url,
-    client: reqwest::Client,
+    client: Upstream,
 ) -> Result<Value, String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -78,29 +148,14 @@ async fn serve(
 
 async fn forward(
     req: Request<Incoming>,
-    client: reqwest::Client,
+    client: Upstream,
     mut url: reqwest::Url,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let (parts, body) = req.into_parts();
     url.set_path(parts.uri.path());
     let answer = async {
         let body = body.collect().await?.to_bytes();
-        let mut request = client.request(parts.method, url).body(body);
-        if let Some(kind) = parts.headers.get(CONTENT_TYPE) {
-            request = request.header(CONTENT_TYPE, kind);
-        }
-        let upstream = request.send().await?;
-        let mut response = Response::builder().status(upstream.status());
-        if let Some(kind) = upstream.headers().get(CONTENT_TYPE) {
-            response = response.header(CONTENT_TYPE, kind);
-        }
-        let stream = upstream
-            .bytes_stream()
-            .map_ok(Frame::data)
-            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-            response.body(BodyExt::boxed(StreamBody::new(stream)))?,
-        )
+        client.send(&parts, url, body).await
     };
     Ok(answer.await.unwrap_or_else(|err| {
         let mut response = Response::new(
