@@ -102,7 +102,7 @@ impl Audit {
 /// Middleware: attach an [`Audit`] to the request and emit it when the response body ends.
 pub async fn audit(mut req: Request, next: Next) -> Response {
     let audit = Audit::new();
-    let in_flight = crate::metrics::InFlight::start("gateway_in_flight_requests");
+    let in_flight = crate::metrics::InFlight::request();
     req.extensions_mut().insert(audit.clone());
     let method = req.method().clone();
     let route = req

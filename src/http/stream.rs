@@ -94,7 +94,7 @@ where
             started,
             out: BytesMut::new(),
             ended: false,
-            _open: InFlight::start("gateway_open_streams"),
+            _open: InFlight::stream(),
         }
     }
 
@@ -201,7 +201,7 @@ impl PassthroughBody {
             audit,
             started,
             ended: false,
-            _open: ndjson.then(|| InFlight::start("gateway_open_streams")),
+            _open: ndjson.then(InFlight::stream),
         }
     }
 }
