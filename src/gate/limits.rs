@@ -33,18 +33,12 @@ pub fn limit_body(gate: &Gate, mut req: Request) -> Result<Request, GatewayError
     Ok(req.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
 }
 
-/// Global and per-key request rates, then the per-key concurrency cap. The permit (if the key
-/// has a cap) must be held until the response body, a stream perhaps, is finished.
+/// The key's own rate, then the global rate, then the per-key concurrency cap. The permit (if
+/// the key has a cap) must be held until the response body, a stream perhaps, is finished.
+///
+/// The key's rate comes first so that a key refused by its own limit spends nothing of the
+/// global budget: one key hammering the gateway cannot lock the others out.
 pub fn admit(gate: &Gate, caller: &Caller) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
-    if let Some(limiter) = &gate.global_rate
-        && let Err(not_until) = limiter.check()
-    {
-        return Err(GatewayError::RateLimited {
-            scope: "global",
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            limit: gate.global_rate_per_minute,
-        });
-    }
     if let Some(limiter) = &caller.rate
         && let Err(not_until) = limiter.check()
     {
@@ -52,6 +46,15 @@ pub fn admit(gate: &Gate, caller: &Caller) -> Result<Option<OwnedSemaphorePermit
             scope: "per key",
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
             limit: caller.rate_per_minute,
+        });
+    }
+    if let Some(limiter) = &gate.global_rate
+        && let Err(not_until) = limiter.check()
+    {
+        return Err(GatewayError::RateLimited {
+            scope: "global",
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            limit: gate.global_rate_per_minute,
         });
     }
     match &caller.concurrency {

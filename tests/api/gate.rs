@@ -470,6 +470,33 @@ async fn rate_limits_answer_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_key_refused_by_its_own_limit_spends_nothing_of_the_global_one() {
+    let env = Env::with(|c| {
+        c.api_keys = vec![Secret::new(KEY), Secret::new("second")];
+        c.rate_limit = 1;
+        c.rate_burst = 1;
+        c.global_rate_limit = 2;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for key in [KEY, KEY, KEY, KEY, "second"] {
+        let response = env
+            .client
+            .get(env.url("/models"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 429, 429, 429, 200],
+        "the second key still gets the global budget's other request"
+    );
+}
+
+#[tokio::test]
 async fn a_global_limit_applies_across_keys() {
     let env = Env::with(|c| {
         c.api_keys = vec![Secret::new(KEY), Secret::new("second")];
