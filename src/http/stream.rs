@@ -26,7 +26,7 @@ use tokio::time::Sleep;
 use crate::error::GatewayError;
 use crate::http::audit::Audit;
 use crate::metrics::InFlight;
-use crate::upstream::{NativeLine, NativeLines, UpstreamChunks};
+use crate::upstream::{NativeLine, NativeLines, Tail, UpstreamChunks};
 
 /// How a stream is framed on the wire.
 #[derive(Debug)]
@@ -179,8 +179,11 @@ pub struct PassthroughBody {
     chunks: UpstreamChunks,
     ndjson: bool,
     at_line_start: bool,
-    /// The audit record gets the time to the first and the last byte, if there is one.
+    /// The audit record gets the time to the first and the last byte and Ollama's token counts,
+    /// if there is one.
     audit: Option<Audit>,
+    /// The answer's last line, for the token counts (only with an audit record).
+    tail: Option<Tail>,
     started: Instant,
     ended: bool,
     _open: Option<InFlight>,
@@ -198,6 +201,7 @@ impl PassthroughBody {
             chunks,
             ndjson,
             at_line_start: true,
+            tail: audit.as_ref().map(|_| Tail::default()),
             audit,
             started,
             ended: false,
@@ -227,12 +231,20 @@ impl http_body::Body for PassthroughBody {
                 if let Some(audit) = &this.audit {
                     audit.mark_first_token();
                 }
+                if let Some(tail) = &mut this.tail {
+                    tail.push(&chunk);
+                }
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(None) => {
                 this.ended = true;
                 if let Some(audit) = &this.audit {
                     audit.set_upstream_time(this.started.elapsed());
+                    if let Some((prompt, completion)) =
+                        this.tail.as_ref().and_then(Tail::token_counts)
+                    {
+                        audit.set_tokens(prompt, completion);
+                    }
                 }
                 Poll::Ready(None)
             }

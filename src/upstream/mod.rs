@@ -5,6 +5,7 @@
 
 mod chunks;
 mod lines;
+mod tail;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 
 pub use chunks::{UpstreamBody, UpstreamChunks};
 pub use lines::{NativeLine, NativeLines};
+pub use tail::Tail;
 
 use crate::error::GatewayError;
 

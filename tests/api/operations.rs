@@ -64,13 +64,13 @@ fn counter(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-#[tokio::test]
-async fn metrics_count_requests_tokens_and_refusals() {
-    // The recorder is process-wide and tests run in parallel: this test's key has its own name.
-    let path = std::env::temp_dir().join(format!("gw-metrics-keys-{}.toml", std::process::id()));
+/// A gateway whose one key is named `name` (the metrics recorder is process-wide and tests run
+/// in parallel: a test that reads counters has a key of its own), allowing only llama3.2.
+async fn env_with_key_named(name: &str, key: &str) -> Env {
+    let path = std::env::temp_dir().join(format!("gw-keys-{name}-{}.toml", std::process::id()));
     std::fs::write(
         &path,
-        "[[keys]]\nname = \"metrics-test\"\nkey = \"metrics-key\"\n",
+        format!("[[keys]]\nname = \"{name}\"\nkey = \"{key}\"\n"),
     )
     .unwrap();
     let file = path.clone();
@@ -79,6 +79,54 @@ async fn metrics_count_requests_tokens_and_refusals() {
         c.config_file = Some(file);
     })
     .await;
+    let _ = std::fs::remove_file(path);
+    env
+}
+
+#[tokio::test]
+async fn native_answers_count_their_tokens_too() {
+    let env = env_with_key_named("native-tokens", "native-key").await;
+    let scrape = || async {
+        let response = env
+            .client
+            .get(env.url("/metrics"))
+            .bearer_auth("native-key");
+        response.send().await.unwrap().text().await.unwrap()
+    };
+    let before = scrape().await;
+    for stream in [true, false] {
+        let mut body = chat("llama3.2");
+        body["stream"] = stream.into();
+        let response = env
+            .client
+            .post(env.url("/api/chat"))
+            .bearer_auth("native-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = scrape().await;
+    let ours = [("model", "llama3.2"), ("key", "native-tokens")];
+    let delta = |name: &str| counter(&after, name, &ours) - counter(&before, name, &ours);
+    let trailer = fixture_lines("chat/text.ndjson").last().cloned().unwrap();
+    assert_eq!(
+        delta("gateway_completion_tokens_total"),
+        2.0 * trailer["eval_count"].as_f64().unwrap(),
+        "one streamed and one whole answer"
+    );
+    assert_eq!(
+        delta("gateway_prompt_tokens_total"),
+        2.0 * trailer["prompt_eval_count"].as_f64().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_and_refusals() {
+    let env = env_with_key_named("metrics-test", "metrics-key").await;
     let call = |path: &str| env.client.get(env.url(path)).bearer_auth("metrics-key");
     let scrape = || async { call("/metrics").send().await.unwrap().text().await.unwrap() };
     let before = scrape().await;
@@ -108,7 +156,6 @@ async fn metrics_count_requests_tokens_and_refusals() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
-    let _ = std::fs::remove_file(path);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let after = scrape().await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
