@@ -16,7 +16,8 @@
 //!    - body limit: 413 before reading a body whose declared length is too large; bodies
 //!      without a length are capped while read;
 //!    - auth: deny by default; the caller's key settings go into the request;
-//!    - rate and concurrency limits: global and per key; 429 with `Retry-After`.
+//!    - rate and concurrency limits: the key's own rate, then the global rate, then the key's
+//!      concurrency cap; 429 with `Retry-After`.
 //!
 //! Then the handler. There is no compression layer: it would buffer `text/event-stream`.
 
