@@ -15,17 +15,15 @@
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::chunks::{UpstreamBody, UpstreamChunks};
+use super::chunks::UpstreamChunks;
 use crate::error::GatewayError;
 use crate::ollama::types::{ChatResponse, GenerateResponse};
-use crate::shutdown::Shutdown;
 
 /// Longest line accepted from the upstream.
 pub const MAX_LINE: usize = 64 * 1024 * 1024;
@@ -40,29 +38,24 @@ pub trait NativeLine: DeserializeOwned + Send + 'static {
     fn token_counts(&self) -> (Option<u64>, Option<u64>);
 }
 
-impl NativeLine for ChatResponse {
-    fn error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-    fn is_done(&self) -> bool {
-        self.done
-    }
-    fn token_counts(&self) -> (Option<u64>, Option<u64>) {
-        (self.prompt_eval_count, self.eval_count)
-    }
+/// Chat and generate lines carry the same `error`, `done` and count fields.
+macro_rules! native_line {
+    ($($line:ty),*) => {$(
+        impl NativeLine for $line {
+            fn error(&self) -> Option<&str> {
+                self.error.as_deref()
+            }
+            fn is_done(&self) -> bool {
+                self.done
+            }
+            fn token_counts(&self) -> (Option<u64>, Option<u64>) {
+                (self.prompt_eval_count, self.eval_count)
+            }
+        }
+    )*};
 }
 
-impl NativeLine for GenerateResponse {
-    fn error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-    fn is_done(&self) -> bool {
-        self.done
-    }
-    fn token_counts(&self) -> (Option<u64>, Option<u64>) {
-        (self.prompt_eval_count, self.eval_count)
-    }
-}
+native_line!(ChatResponse, GenerateResponse);
 
 /// Typed lines of a native NDJSON stream, each with its raw bytes (without the `\n`).
 pub struct NativeLines<T> {
@@ -86,10 +79,10 @@ impl<T> std::fmt::Debug for NativeLines<T> {
 }
 
 impl<T: NativeLine> NativeLines<T> {
-    /// Lines of `body`; each chunk must arrive within `timeout` of the previous one.
-    pub fn new(body: UpstreamBody, timeout: Duration, shutdown: &Shutdown) -> Self {
+    /// Lines of the upstream's `chunks`.
+    pub fn new(chunks: UpstreamChunks) -> Self {
         Self {
-            chunks: UpstreamChunks::new(body, timeout, shutdown),
+            chunks,
             chunk: Bytes::new(),
             partial: BytesMut::new(),
             body_ended: false,
@@ -197,8 +190,11 @@ fn trim_line(mut line: Bytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shutdown::Shutdown;
+    use crate::upstream::UpstreamBody;
     use futures::StreamExt;
     use http_body_util::StreamBody;
+    use std::time::Duration;
 
     /// A body that sends `chunks` (an `Err` breaks it off) and then ends, or stalls if `stall`.
     fn body(chunks: Vec<Result<&'static str, &'static str>>, stall: bool) -> UpstreamBody {
@@ -210,8 +206,16 @@ mod tests {
         Box::pin(StreamBody::new(frames))
     }
 
+    fn lines_of(
+        body: UpstreamBody,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> NativeLines<ChatResponse> {
+        NativeLines::new(UpstreamChunks::new(body, timeout, shutdown))
+    }
+
     async fn run(chunks: Vec<Result<&'static str, &'static str>>) -> Vec<Result<String, String>> {
-        NativeLines::<ChatResponse>::new(
+        lines_of(
             body(chunks, false),
             Duration::from_secs(5),
             &Shutdown::new(),
@@ -271,7 +275,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_upstream_times_out_and_shutdown_ends_a_stream() {
-        let lines = NativeLines::<ChatResponse>::new(
+        let lines = lines_of(
             body(vec![Ok("{\"done\":false}\n")], true),
             Duration::from_secs(5),
             &Shutdown::new(),
@@ -280,11 +284,7 @@ mod tests {
         assert!(matches!(out[1], Err(GatewayError::UpstreamTimeout(_))));
 
         let shutdown = Shutdown::new();
-        let mut lines = NativeLines::<ChatResponse>::new(
-            body(vec![], true),
-            Duration::from_secs(600),
-            &shutdown,
-        );
+        let mut lines = lines_of(body(vec![], true), Duration::from_secs(600), &shutdown);
         shutdown.expire();
         assert!(matches!(
             lines.next().await,

@@ -8,6 +8,7 @@ mod lines;
 mod tail;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -79,23 +80,23 @@ impl Upstream {
         self.client.request(method, url)
     }
 
+    /// `call`, given at most the timeout.
+    async fn within<T>(
+        &self,
+        call: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
+    }
+
     /// Send a request and wait for the response head; a non-success status becomes an error
     /// carrying Ollama's status and message. Both together take at most the timeout.
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, GatewayError> {
-        let call = async {
-            let response = request.send().await.map_err(|err| transport_error(&err))?;
-            if response.status().is_success() {
-                Ok(response)
-            } else {
-                Err(error_from(response).await)
-            }
-        };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
+        self.within(successful(request)).await
     }
 
     /// Like [`send`](Self::send) but returns error statuses as responses (for passthrough).
@@ -103,11 +104,20 @@ impl Upstream {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, GatewayError> {
-        match tokio::time::timeout(self.timeout, request.send()).await {
-            Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
-            Ok(Err(err)) => Err(transport_error(&err)),
-            Ok(Ok(response)) => Ok(response),
-        }
+        self.within(async { request.send().await.map_err(|err| transport_error(&err)) })
+            .await
+    }
+
+    /// A POST of a JSON body with the forwarded headers.
+    fn post(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        headers: &Forwarded,
+    ) -> reqwest::RequestBuilder {
+        self.request(Method::POST, path)
+            .headers(headers.0.clone())
+            .json(body)
     }
 
     /// POST a JSON body.
@@ -117,11 +127,7 @@ impl Upstream {
         body: &B,
         headers: &Forwarded,
     ) -> Result<reqwest::Response, GatewayError> {
-        let request = self
-            .request(Method::POST, path)
-            .headers(headers.0.clone())
-            .json(body);
-        self.send(request).await
+        self.send(self.post(path, body, headers)).await
     }
 
     /// POST a JSON body and read the whole JSON answer, all within the timeout.
@@ -131,13 +137,9 @@ impl Upstream {
         body: &B,
         headers: &Forwarded,
     ) -> Result<T, GatewayError> {
-        let call = async {
-            let response = self.post_json(path, body, headers).await?;
-            read_json(response).await
-        };
-        tokio::time::timeout(self.timeout, call)
+        let request = self.post(path, body, headers);
+        self.within(async { read_json(successful(request).await?).await })
             .await
-            .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
     }
 
     /// GET a JSON answer, within the timeout.
@@ -146,13 +148,9 @@ impl Upstream {
         path: &str,
         headers: &Forwarded,
     ) -> Result<T, GatewayError> {
-        let call = async {
-            let request = self.request(Method::GET, path).headers(headers.0.clone());
-            read_json(self.send(request).await?).await
-        };
-        tokio::time::timeout(self.timeout, call)
+        let request = self.request(Method::GET, path).headers(headers.0.clone());
+        self.within(async { read_json(successful(request).await?).await })
             .await
-            .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
     }
 
     /// The body as typed NDJSON lines, each chunk awaited within the timeout, ending early
@@ -162,7 +160,7 @@ impl Upstream {
         response: reqwest::Response,
         shutdown: &crate::shutdown::Shutdown,
     ) -> NativeLines<T> {
-        NativeLines::new(erased(response), self.timeout, shutdown)
+        NativeLines::new(self.chunks(response, shutdown))
     }
 
     /// The body as chunks, each awaited within the timeout, ending early when the shutdown
@@ -182,6 +180,17 @@ fn erased(response: reqwest::Response) -> UpstreamBody {
         Box::new(err) as Box<dyn std::error::Error + Send + Sync>
     });
     Box::pin(body)
+}
+
+/// Send `request`; a non-success status becomes an error with Ollama's message. The caller
+/// bounds the time this takes.
+async fn successful(request: reqwest::RequestBuilder) -> Result<reqwest::Response, GatewayError> {
+    let response = request.send().await.map_err(|err| transport_error(&err))?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(error_from(response).await)
+    }
 }
 
 /// Turn an error status into a [`GatewayError`] with Ollama's message (the caller bounds the
