@@ -25,7 +25,7 @@ use gate::Gate;
 use gate::keys::KeyStore;
 use shutdown::Shutdown;
 use state::{AppState, Inner};
-use upstream::Upstream;
+use upstream::{Upstream, UpstreamProbe};
 
 pub use http::stack::GatewayService;
 pub use routes::openapi;
@@ -49,6 +49,7 @@ pub fn build(config: Config) -> Result<Gateway, String> {
     let gate = Gate::new(&config, loaded.store);
     let state = AppState::new(Inner {
         upstream,
+        probe: UpstreamProbe::new(),
         gate,
         shutdown: Shutdown::new(),
         metrics: metrics::install(),

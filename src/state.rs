@@ -8,7 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::shutdown::Shutdown;
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamProbe};
 
 /// Shared state.
 #[derive(Clone, Debug)]
@@ -21,6 +21,8 @@ pub struct Inner {
     pub config: Config,
     /// The Ollama client.
     pub upstream: Upstream,
+    /// Whether Ollama answers (cached for `/health` and `/ready`).
+    pub probe: UpstreamProbe,
     /// Keys, allowlists, limits.
     pub gate: Gate,
     /// Tells long streams that the shutdown grace period is over.

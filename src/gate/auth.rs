@@ -46,7 +46,7 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
         };
         return Err(GatewayError::Unauthorized(message));
     };
-    if caller.expires.is_some_and(|at| at <= chrono::Utc::now()) {
+    if caller.has_expired() {
         return Err(GatewayError::Unauthorized("API key has expired"));
     }
     Ok(Some(caller))

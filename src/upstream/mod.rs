@@ -5,6 +5,7 @@
 
 mod chunks;
 mod lines;
+pub mod probe;
 mod tail;
 
 use std::convert::Infallible;
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 
 pub use chunks::{UpstreamBody, UpstreamChunks};
 pub use lines::{NativeLine, NativeLines};
+pub use probe::{Reachability, UpstreamProbe};
 pub use tail::Tail;
 
 use crate::error::GatewayError;
@@ -61,6 +63,11 @@ impl Upstream {
             base,
             timeout,
         })
+    }
+
+    /// The configured base URL (for the operator's log lines only: never sent to a client).
+    pub fn base_url(&self) -> &reqwest::Url {
+        &self.base
     }
 
     /// Start a request to `path_and_query` (which starts with `/`). A base URL with a path
