@@ -15,6 +15,11 @@ use http_body_util::BodyExt;
 
 use crate::error::RefusalReason;
 
+/// A request id the client sent but the gateway replaced (too long, or characters that could
+/// forge a log field); written, quoted, into the audit line.
+#[derive(Clone, Debug)]
+pub struct ClientRequestId(pub String);
+
 /// What is known about one request so far.
 #[derive(Debug, Default)]
 struct Record {
@@ -115,6 +120,10 @@ pub async fn audit(mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let client_request_id = req
+        .extensions_mut()
+        .remove::<ClientRequestId>()
+        .map(|id| id.0);
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let refusal = response
@@ -126,6 +135,7 @@ pub async fn audit(mut req: Request, next: Next) -> Response {
         method: method.to_string(),
         route,
         request_id,
+        client_request_id,
         status,
         refusal,
         _in_flight: in_flight,
@@ -144,6 +154,8 @@ struct Finished {
     method: String,
     route: String,
     request_id: String,
+    /// The client's own id, when it was replaced.
+    client_request_id: Option<String>,
     status: u16,
     refusal: Option<&'static str>,
     /// Keeps the in-flight gauge up until the response is finished.
@@ -162,7 +174,9 @@ impl Drop for EmitOnDrop {
             let model = r.model.as_deref().unwrap_or("-");
             tracing::info!(
                 target: "audit",
-                request_id = %done.request_id,
+                // Strings are written quoted (and escaped), so no value can pose as a field.
+                request_id = done.request_id.as_str(),
+                client_request_id = done.client_request_id.as_deref(),
                 key,
                 method = %done.method,
                 route = %done.route,

@@ -174,7 +174,8 @@ where
 
 /// A native answer passed through chunk for chunk. If the upstream fails mid-answer, an NDJSON
 /// stream ends with an `{"error": ...}` line (on a line of its own); any other body is cut off,
-/// as there is no in-band way to say it.
+/// as there is no in-band way to say it. An NDJSON chunk holding Ollama's own `{"error"` line
+/// has the upstream's addresses scrubbed from it (Ollama writes each line in one piece).
 pub struct PassthroughBody {
     chunks: UpstreamChunks,
     ndjson: bool,
@@ -234,6 +235,17 @@ impl http_body::Body for PassthroughBody {
                 if let Some(tail) = &mut this.tail {
                     tail.push(&chunk);
                 }
+                let chunk = if this.ndjson && has_error_line(&chunk) {
+                    match this.chunks.scrubber().scrub_bytes(&chunk) {
+                        Some(scrubbed) => {
+                            tracing::warn!(original = ?String::from_utf8_lossy(&chunk), "upstream error line named an address");
+                            Bytes::from(scrubbed)
+                        }
+                        None => chunk,
+                    }
+                } else {
+                    chunk
+                };
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(None) => {
@@ -266,6 +278,11 @@ impl http_body::Body for PassthroughBody {
     fn is_end_stream(&self) -> bool {
         self.ended
     }
+}
+
+/// Whether an NDJSON chunk holds an `{"error"` line of Ollama's.
+fn has_error_line(chunk: &[u8]) -> bool {
+    chunk.windows(8).any(|w| w == b"{\"error\"")
 }
 
 /// Append one SSE event, `data: <json>\n\n`. A value that cannot be serialised (it cannot
