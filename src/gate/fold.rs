@@ -49,8 +49,8 @@ pub fn refuse_variants<'k>(
             return Err(GatewayError::invalid(
                 *field,
                 format!(
-                    "{field}: the body also has the key {key:?}, which Ollama would read as \
-                     `{field}`; field names are case-sensitive here, use `{field}` once"
+                    "{field}: the key {key:?} would be read by Ollama as `{field}`; field names \
+                     are case-sensitive here, spell it `{field}`"
                 ),
             ));
         }
