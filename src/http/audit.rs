@@ -208,3 +208,61 @@ impl Drop for EmitOnDrop {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer into a shared buffer, for the text log format.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn client_values_are_quoted_in_the_text_audit_line() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let audit = Audit::new();
+            audit.set_caller("key-1");
+            audit.set_model("m status=200");
+            drop(EmitOnDrop(Some(Finished {
+                audit,
+                method: "GET".into(),
+                route: "/v1/models".into(),
+                request_id: "0b7f".into(),
+                client_request_id: Some("a key=key-2 status=200".into()),
+                status: 401,
+                refusal: None,
+                _in_flight: crate::metrics::InFlight::request(),
+            })));
+        });
+        let line =
+            String::from_utf8_lossy(&buffer.0.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_owned();
+        assert!(line.contains(r#"request_id="0b7f""#), "{line}");
+        assert!(
+            line.contains(r#"client_request_id="a key=key-2 status=200""#),
+            "{line}"
+        );
+        assert!(line.contains(r#"model="m status=200""#), "{line}");
+        assert!(line.contains("status=401"), "{line}");
+        assert!(line.contains(r#" key="key-1" "#), "{line}");
+    }
+}
