@@ -196,3 +196,54 @@ pub fn finish(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::mpsc;
+
+    /// A body fed by hand, timed by [`TimedBody`], and a reader that collects it.
+    fn timed(timeout: Duration) -> (mpsc::UnboundedSender<Bytes>, TimedBody) {
+        let (tx, rx) = mpsc::unbounded::<Bytes>();
+        let stream =
+            futures::StreamExt::map(rx, |chunk| Ok::<_, std::io::Error>(Frame::data(chunk)));
+        let body = Body::new(http_body_util::StreamBody::new(stream));
+        (tx, TimedBody::new(body, timeout))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_fails_at_the_timeout_a_fast_upload_may_run_past_it() {
+        let (tx, body) = timed(Duration::from_secs(1));
+        let reading = tokio::spawn(body.collect());
+        tx.unbounded_send(Bytes::from_static(b"{")).ok();
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        assert!(!reading.is_finished());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let err = reading
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .err()
+            .unwrap_or_else(|| panic!("the body should have failed"));
+        assert!(err.is::<BodyTimedOut>(), "{err}");
+
+        // 2 MiB arrived at once: at 1 MiB/s that buys two seconds in all.
+        let (tx, body) = timed(Duration::from_secs(1));
+        let reading = tokio::spawn(body.collect());
+        tx.unbounded_send(Bytes::from(vec![b' '; 2 * 1024 * 1024]))
+            .ok();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!reading.is_finished(), "still within its rate");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(reading.is_finished(), "below the minimum rate after 2 s");
+
+        let (tx, body) = timed(Duration::from_secs(1));
+        let reading = tokio::spawn(body.collect());
+        tx.unbounded_send(Bytes::from_static(b"{}")).ok();
+        drop(tx);
+        let collected = reading
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(collected.to_bytes(), Bytes::from_static(b"{}"));
+    }
+}
