@@ -116,8 +116,9 @@ fn request_id(mut req: Request) -> Request {
                 .insert(audit::ClientRequestId(original));
         }
     }
-    let id = uuid::Uuid::new_v4().hyphenated().to_string();
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    if let Ok(value) = HeaderValue::from_str(id) {
         req.headers_mut().insert(REQUEST_ID, value);
     }
     req
