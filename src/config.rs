@@ -97,6 +97,7 @@ pub struct Config {
     /// How long a client may take to send a request's body, counted from its headers. A body
     /// still arriving after that may go on only while its average rate since then stays at or
     /// above 1 MiB/s (a large upload on a fast link finishes; a trickle does not). Then 408.
+    /// 0 sets no bound.
     #[arg(long, env = "GATEWAY_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
 

@@ -25,7 +25,7 @@ pub struct BodyLimit(pub usize);
 
 /// Refuse a body whose declared length is over the limit before reading any of it, cap a body
 /// without a declared length while it is read, and bound the time it may take
-/// ([`TimedBody`]).
+/// ([`TimedBody`]; a timeout of zero sets no bound).
 pub fn limit_body(gate: &Gate, mut req: Request) -> Result<Request, GatewayError> {
     let limit = gate.max_body;
     let declared = req
@@ -39,10 +39,14 @@ pub fn limit_body(gate: &Gate, mut req: Request) -> Result<Request, GatewayError
     req.extensions_mut().insert(BodyLimit(limit));
     let timeout = gate.body_timeout;
     Ok(req.map(|body| {
-        Body::new(http_body_util::Limited::new(
-            TimedBody::new(body, timeout),
-            limit,
-        ))
+        if timeout.is_zero() {
+            Body::new(http_body_util::Limited::new(body, limit))
+        } else {
+            Body::new(http_body_util::Limited::new(
+                TimedBody::new(body, timeout),
+                limit,
+            ))
+        }
     }))
 }
 
@@ -82,7 +86,10 @@ impl TimedBody {
     /// arrived keeps the average rate up.
     fn deadline(&self) -> Instant {
         let at_min_rate = Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64);
-        self.started + self.timeout.max(at_min_rate)
+        // A timeout too large to add is as good as none (about 136 years).
+        self.started
+            .checked_add(self.timeout.max(at_min_rate))
+            .unwrap_or_else(|| self.started + Duration::from_secs(u64::from(u32::MAX)))
     }
 }
 
