@@ -26,6 +26,10 @@ pub enum GatewayError {
     /// The body is larger than the configured limit.
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// The client did not send its body within `GATEWAY_BODY_TIMEOUT` (or fell below the
+    /// minimum rate after it).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// No key, or a key the gateway does not know.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -88,6 +92,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::ModelNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -108,6 +113,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. }
             | Self::BodyTooLarge { .. }
+            | Self::BodyTimeout
             | Self::ModelNotFound { .. }
             | Self::RouteNotFound(_)
             | Self::MethodNotAllowed(_) => "invalid_request_error",
@@ -124,6 +130,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => Some("invalid_value"),
             Self::BodyTooLarge { .. } => Some("request_too_large"),
+            Self::BodyTimeout => Some("request_timeout"),
             Self::Unauthorized(_) => Some("invalid_api_key"),
             Self::ModelNotAllowed(_) => Some("model_not_allowed"),
             Self::Forbidden(_) => Some("forbidden"),
@@ -187,6 +194,10 @@ impl GatewayError {
         match self {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The rest of the body may never come: the connection is not reused.
+            Self::BodyTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Self::RateLimited {
                 retry_after, limit, ..

@@ -38,6 +38,15 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
     if is_open_route(req.uri().path(), gate.metrics_open) {
         return Ok(None);
     }
+    // Only one key per request: with two, which one a proxy in front or behind would read is
+    // anyone's guess.
+    let mut authorizations = req.headers().get_all(http::header::AUTHORIZATION).iter();
+    if authorizations.next().is_some() && authorizations.next().is_some() {
+        return Err(GatewayError::InvalidRequest {
+            message: "more than one Authorization header; send exactly one".into(),
+            param: None,
+        });
+    }
     let Some(caller) = gate.keys.lookup(bearer(req.headers())) else {
         let message = if req.headers().contains_key(http::header::AUTHORIZATION) {
             "invalid API key"

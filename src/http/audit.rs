@@ -15,6 +15,11 @@ use http_body_util::BodyExt;
 
 use crate::error::RefusalReason;
 
+/// A request id the client sent but the gateway replaced (too long, or characters that could
+/// forge a log field); written, quoted, into the audit line.
+#[derive(Clone, Debug)]
+pub struct ClientRequestId(pub String);
+
 /// What is known about one request so far.
 #[derive(Debug, Default)]
 struct Record {
@@ -115,6 +120,10 @@ pub async fn audit(mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let client_request_id = req
+        .extensions_mut()
+        .remove::<ClientRequestId>()
+        .map(|id| id.0);
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let refusal = response
@@ -126,6 +135,7 @@ pub async fn audit(mut req: Request, next: Next) -> Response {
         method: method.to_string(),
         route,
         request_id,
+        client_request_id,
         status,
         refusal,
         _in_flight: in_flight,
@@ -144,6 +154,8 @@ struct Finished {
     method: String,
     route: String,
     request_id: String,
+    /// The client's own id, when it was replaced.
+    client_request_id: Option<String>,
     status: u16,
     refusal: Option<&'static str>,
     /// Keeps the in-flight gauge up until the response is finished.
@@ -162,7 +174,9 @@ impl Drop for EmitOnDrop {
             let model = r.model.as_deref().unwrap_or("-");
             tracing::info!(
                 target: "audit",
-                request_id = %done.request_id,
+                // Strings are written quoted (and escaped), so no value can pose as a field.
+                request_id = done.request_id.as_str(),
+                client_request_id = done.client_request_id.as_deref(),
                 key,
                 method = %done.method,
                 route = %done.route,
@@ -192,5 +206,63 @@ impl Drop for EmitOnDrop {
                 stream_error: r.stream_error.as_deref(),
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer into a shared buffer, for the text log format.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn client_values_are_quoted_in_the_text_audit_line() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let audit = Audit::new();
+            audit.set_caller("key-1");
+            audit.set_model("m status=200");
+            drop(EmitOnDrop(Some(Finished {
+                audit,
+                method: "GET".into(),
+                route: "/v1/models".into(),
+                request_id: "0b7f".into(),
+                client_request_id: Some("a key=key-2 status=200".into()),
+                status: 401,
+                refusal: None,
+                _in_flight: crate::metrics::InFlight::request(),
+            })));
+        });
+        let line =
+            String::from_utf8_lossy(&buffer.0.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_owned();
+        assert!(line.contains(r#"request_id="0b7f""#), "{line}");
+        assert!(
+            line.contains(r#"client_request_id="a key=key-2 status=200""#),
+            "{line}"
+        );
+        assert!(line.contains(r#"model="m status=200""#), "{line}");
+        assert!(line.contains("status=401"), "{line}");
+        assert!(line.contains(r#" key="key-1" "#), "{line}");
     }
 }

@@ -298,7 +298,7 @@ async fn shutdown_ends_an_open_stream_with_an_error_event() {
 }
 
 /// Captured log output (JSON lines) of this test process.
-fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+pub(crate) fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
     static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
         std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
