@@ -12,5 +12,6 @@ mod native;
 mod openapi;
 mod operations;
 mod simple;
+mod tls;
 mod v1_chat;
 mod v1_other;
