@@ -136,6 +136,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_TLS_INTERNAL_LIFETIME", default_value = "30d", value_parser = parse_duration)]
     pub tls_internal_lifetime: Duration,
 
+    /// With HTTPS on: also listen for plain HTTP here and redirect every request to HTTPS
+    /// (e.g. `0.0.0.0:80`). Unset: no plain-HTTP listener.
+    #[arg(long, env = "GATEWAY_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -6,10 +6,13 @@
 //! - [`resolver`]: the certificate in use, swapped atomically; a handshake reads it, a reload
 //!   replaces it, and connections already open keep the session they have.
 //!
+//! - [`redirect`]: the optional plain-HTTP listener that points clients at HTTPS.
+//!
 //! The server offers HTTP/2 and HTTP/1.1 by ALPN.
 
 pub mod files;
 pub mod internal;
+pub mod redirect;
 pub mod resolver;
 
 use std::sync::Arc;

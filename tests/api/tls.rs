@@ -290,3 +290,27 @@ fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
     let err = ollama_gateway::build(config).unwrap_err();
     assert!(err.contains("GATEWAY_TLS_KEY"), "{err}");
 }
+
+#[tokio::test]
+async fn plain_http_beside_https_redirects_to_the_same_url() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ollama_gateway::tls::redirect::serve(listener, 8443));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = client
+        .post(format!("http://{addr}/v1/chat/completions?x=1"))
+        .bearer_auth(KEY)
+        .json(&chat("llama3.2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 308);
+    assert_eq!(
+        answer.headers()["location"],
+        "https://127.0.0.1:8443/v1/chat/completions?x=1"
+    );
+    assert!(answer.text().await.unwrap().contains("HTTPS"));
+}
