@@ -136,6 +136,37 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_TLS_INTERNAL_LIFETIME", default_value = "30d", value_parser = parse_duration)]
     pub tls_internal_lifetime: Duration,
 
+    /// `GATEWAY_TLS=acme`: the domain names of the certificate (comma-separated).
+    #[arg(long, env = "GATEWAY_ACME_DOMAINS", value_delimiter = ',')]
+    pub acme_domains: Vec<String>,
+
+    /// `GATEWAY_TLS=acme`: contact address given to the CA (expiry warnings).
+    #[arg(long, env = "GATEWAY_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// `GATEWAY_TLS=acme`: the ACME directory URL.
+    #[arg(long, env = "GATEWAY_ACME_DIRECTORY", default_value = crate::tls::acme::LETS_ENCRYPT)]
+    pub acme_directory: String,
+
+    /// `GATEWAY_TLS=acme`: a PEM file trusted for the ACME directory's own HTTPS (private ACME
+    /// servers, tests).
+    #[arg(long, env = "GATEWAY_ACME_CA")]
+    pub acme_ca: Option<PathBuf>,
+
+    /// `GATEWAY_TLS=acme`: `tls-alpn-01` (on the HTTPS port) or `http-01` (on
+    /// GATEWAY_HTTP_LISTEN, default 0.0.0.0:80).
+    #[arg(
+        long,
+        env = "GATEWAY_ACME_CHALLENGE",
+        value_enum,
+        default_value = "tls-alpn-01"
+    )]
+    pub acme_challenge: crate::tls::acme::AcmeChallenge,
+
+    /// `GATEWAY_TLS=acme`: renew when less than this is left of the certificate.
+    #[arg(long, env = "GATEWAY_ACME_RENEW_BEFORE", default_value = "30d", value_parser = parse_duration)]
+    pub acme_renew_before: Duration,
+
     /// With HTTPS on: also listen for plain HTTP here and redirect every request to HTTPS
     /// (e.g. `0.0.0.0:80`). Unset: no plain-HTTP listener.
     #[arg(long, env = "GATEWAY_HTTP_LISTEN")]

@@ -63,19 +63,7 @@ async fn run(config: Config) -> Result<(), String> {
         admin_endpoints = state.config.allow_admin,
         "ollama-gateway listening"
     );
-    if let Some(http_listen) = state.config.http_listen {
-        if state.tls.is_none() {
-            return Err("GATEWAY_HTTP_LISTEN redirects to HTTPS: it needs GATEWAY_TLS".into());
-        }
-        let redirects = tokio::net::TcpListener::bind(http_listen)
-            .await
-            .map_err(|e| format!("GATEWAY_HTTP_LISTEN: cannot listen on {http_listen}: {e}"))?;
-        tracing::info!(listen = %http_listen, "plain HTTP answers with redirects to HTTPS");
-        tokio::spawn(ollama_gateway::tls::redirect::serve(
-            redirects,
-            local.port(),
-        ));
-    }
+    ollama_gateway::tls::redirect::start(&state, local.port()).await?;
     // Says in the log whether Ollama answers at OLLAMA_URL, and again whenever that changes.
     let watched = state.clone();
     tokio::spawn(async move { watched.probe.watch(&watched.upstream).await });

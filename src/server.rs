@@ -95,7 +95,12 @@ pub async fn run(
             let Some(stream) = handshake(&acceptor, stream, handshake_timeout).await else {
                 return;
             };
-            let ended = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let alpn = stream.get_ref().1.alpn_protocol();
+            if alpn == Some(crate::tls::resolver::ACME_TLS_ALPN) {
+                // An ACME server's validation: the handshake was the whole answer.
+                return;
+            }
+            let ended = if alpn == Some(b"h2") {
                 let connection =
                     http2.serve_connection(TokioIo::new(stream), hyper_service(&service));
                 watcher.watch(connection).await

@@ -242,7 +242,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Write a secret file readable only by its owner.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

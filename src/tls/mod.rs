@@ -1,6 +1,8 @@
 //! HTTPS: where the certificate comes from, and the one acceptor the server uses.
 //!
 //! - [`files`]: a certificate and key from PEM files, reloaded when they change or on SIGHUP.
+//! - [`acme`]: certificates from an ACME CA (Let's Encrypt), obtained and renewed in the
+//!   background, validated by TLS-ALPN-01 or HTTP-01.
 //! - [`internal`]: a local CA made by the gateway, and a leaf for `GATEWAY_TLS_NAMES` that it
 //!   renews before it expires.
 //! - [`resolver`]: the certificate in use, swapped atomically; a handshake reads it, a reload
@@ -10,6 +12,7 @@
 //!
 //! The server offers HTTP/2 and HTTP/1.1 by ALPN.
 
+pub mod acme;
 pub mod files;
 pub mod internal;
 pub mod redirect;
@@ -36,6 +39,8 @@ pub enum TlsMode {
     Files,
     /// A local CA kept in `GATEWAY_TLS_DIR`.
     Internal,
+    /// Certificates from an ACME CA for `GATEWAY_ACME_DOMAINS`.
+    Acme,
 }
 
 /// What keeps the certificate current while the gateway runs.
@@ -43,6 +48,7 @@ pub enum TlsMode {
 enum Source {
     Files(files::CertFiles),
     Internal(Box<internal::LocalCa>),
+    Acme(Box<acme::AcmeIssuer>),
 }
 
 /// HTTPS, ready for the accept loop.
@@ -82,7 +88,7 @@ impl ServerTls {
                 };
                 let files = files::CertFiles::new(cert.clone(), key.clone());
                 let first = files.load()?;
-                (Source::Files(files), first)
+                (Source::Files(files), Some(first))
             }
             TlsMode::Internal => {
                 let ca = internal::LocalCa::open(
@@ -91,7 +97,20 @@ impl ServerTls {
                     config.tls_internal_lifetime,
                 )?;
                 let first = ca.current_leaf()?;
-                (Source::Internal(Box::new(ca)), first)
+                (Source::Internal(Box::new(ca)), Some(first))
+            }
+            TlsMode::Acme => {
+                let settings = acme::AcmeSettings {
+                    domains: config.acme_domains.clone(),
+                    email: config.acme_email.clone(),
+                    directory: config.acme_directory.clone(),
+                    directory_ca: config.acme_ca.clone(),
+                    challenge: config.acme_challenge,
+                    renew_before: config.acme_renew_before,
+                };
+                let (issuer, cached) =
+                    acme::AcmeIssuer::open(&config.tls_dir.join("acme"), settings)?;
+                (Source::Acme(Box::new(issuer)), cached)
             }
         };
         let current = Arc::new(CurrentCert::new(first));
@@ -101,6 +120,9 @@ impl ServerTls {
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if mode == TlsMode::Acme {
+            server.alpn_protocols.push(resolver::ACME_TLS_ALPN.to_vec());
+        }
         Ok(Some(Self {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             current,
@@ -114,7 +136,21 @@ impl ServerTls {
         match self.source.as_ref() {
             Source::Files(files) => files.watch(&self.current).await,
             Source::Internal(ca) => ca.renew(&self.current).await,
+            Source::Acme(issuer) => issuer.maintain(&self.current).await,
         }
+    }
+
+    /// The HTTP-01 answers the plain-HTTP listener must give (ACME with HTTP-01 only).
+    pub fn http01_tokens(&self) -> Option<acme::Http01Tokens> {
+        match self.source.as_ref() {
+            Source::Acme(issuer) => Some(issuer.tokens.clone()),
+            _ => None,
+        }
+    }
+
+    /// The leaf certificate served now (DER), if there is one yet.
+    pub fn served_leaf(&self) -> Option<Vec<u8>> {
+        self.current.leaf_der()
     }
 }
 

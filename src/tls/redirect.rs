@@ -1,9 +1,11 @@
 //! `GATEWAY_HTTP_LISTEN`: a plain-HTTP listener beside HTTPS that sends every request to the
 //! same host and path over HTTPS (308, so a POST stays a POST), and carries no API. A client
 //! that forgot the `s` is pointed at the right URL instead of left with a refused connection;
-//! its key never travels in clear more than that one time, and the answer says so.
+//! its key never travels in clear more than that one time, and the answer says so. With ACME's
+//! HTTP-01 challenge it also answers the CA's `/.well-known/acme-challenge/TOKEN` requests.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,8 +14,42 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-/// Serve redirects to HTTPS on `https_port` until the task is dropped.
-pub async fn serve(listener: TcpListener, https_port: u16) {
+use super::ServerTls;
+use super::acme::{AcmeChallenge, Http01Tokens};
+use crate::state::AppState;
+
+/// Where ACME HTTP-01 requests arrive.
+const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// Start the plain-HTTP listener when it is wanted: `GATEWAY_HTTP_LISTEN`, or port 80 for
+/// ACME's HTTP-01 challenge when nothing else is set.
+pub async fn start(state: &AppState, https_port: u16) -> Result<(), String> {
+    let config = &state.config;
+    let http01 = state
+        .tls
+        .as_ref()
+        .and_then(ServerTls::http01_tokens)
+        .filter(|_| config.acme_challenge == AcmeChallenge::Http01);
+    let default = http01
+        .as_ref()
+        .map(|_| SocketAddr::from(([0, 0, 0, 0], 80)));
+    let Some(listen) = config.http_listen.or(default) else {
+        return Ok(());
+    };
+    if state.tls.is_none() {
+        return Err("GATEWAY_HTTP_LISTEN redirects to HTTPS: it needs GATEWAY_TLS".into());
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("GATEWAY_HTTP_LISTEN: cannot listen on {listen}: {e}"))?;
+    tracing::info!(listen = %listen, "plain HTTP answers with redirects to HTTPS");
+    tokio::spawn(serve(listener, https_port, http01));
+    Ok(())
+}
+
+/// Serve redirects to HTTPS on `https_port` (and the HTTP-01 answers in `tokens`) until the task
+/// is dropped.
+pub async fn serve(listener: TcpListener, https_port: u16, tokens: Option<Http01Tokens>) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -24,16 +60,32 @@ pub async fn serve(listener: TcpListener, https_port: u16) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let tokens = tokens.clone();
         let connection = builder.serve_connection(
             TokioIo::new(stream),
-            hyper::service::service_fn(move |req| async move {
-                Ok::<_, Infallible>(to_https(&req, https_port))
+            hyper::service::service_fn(move |req| {
+                let answer = challenge_answer(&req, tokens.as_ref())
+                    .unwrap_or_else(|| to_https(&req, https_port));
+                async move { Ok::<_, Infallible>(answer) }
             }),
         );
         tokio::spawn(async move {
             let _ = connection.await;
         });
     }
+}
+
+/// The key authorization for an HTTP-01 token the CA asks for, if we are waiting for it.
+fn challenge_answer<B>(req: &Request<B>, tokens: Option<&Http01Tokens>) -> Option<Response<Body>> {
+    let token = req.uri().path().strip_prefix(CHALLENGE_PREFIX)?;
+    let tokens = tokens?.lock().unwrap_or_else(|e| e.into_inner());
+    let answer = tokens.get(token)?.clone();
+    let mut response = Response::new(Body::from(answer));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(response)
 }
 
 /// The redirect for one request: same host (without its port), the HTTPS port, same path and

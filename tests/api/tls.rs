@@ -295,7 +295,7 @@ fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
 async fn plain_http_beside_https_redirects_to_the_same_url() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(ollama_gateway::tls::redirect::serve(listener, 8443));
+    tokio::spawn(ollama_gateway::tls::redirect::serve(listener, 8443, None));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
