@@ -299,5 +299,11 @@ fn alpn_challenge_cert(domain: &str, digest: &[u8]) -> Result<CertifiedKey, Stri
     params.custom_extensions = vec![CustomExtension::new_acme_identifier(digest)];
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     let key_der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| e.to_string())?;
-    certified_key(vec![cert.der().clone()], &key_der)
+    // Not `certified_key`: its check parses the certificate with webpki, which refuses the
+    // critical acmeIdentifier extension that this certificate exists to carry.
+    let signing = super::provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| e.to_string())?;
+    Ok(CertifiedKey::new(vec![cert.der().clone()], signing))
 }
