@@ -192,10 +192,10 @@ async fn wait_for_leaf(
 ) -> Vec<u8> {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        if let Some(leaf) = served_leaf(addr, root).await {
-            if Some(leaf.as_slice()) != not {
-                return leaf;
-            }
+        if let Some(leaf) = served_leaf(addr, root).await
+            && Some(leaf.as_slice()) != not
+        {
+            return leaf;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
