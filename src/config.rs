@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::tls::TlsMode;
+
 /// An authenticating, validating, OpenAI-compatible gateway in front of a local Ollama server.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "ollama-gateway", version, about)]
@@ -110,6 +112,73 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_METRICS_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub metrics_open: bool,
 
+    /// HTTPS: `off`, `files` (GATEWAY_TLS_CERT and GATEWAY_TLS_KEY) or `internal` (a local CA
+    /// made by the gateway in GATEWAY_TLS_DIR). Unset: `files` when GATEWAY_TLS_CERT is set,
+    /// else `off`.
+    #[arg(long, env = "GATEWAY_TLS", value_enum)]
+    pub tls: Option<TlsMode>,
+
+    /// PEM certificate chain (leaf first) for HTTPS; reloaded when it changes or on SIGHUP.
+    #[arg(long, env = "GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of GATEWAY_TLS_CERT.
+    #[arg(long, env = "GATEWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Host names and IP addresses the internal certificate is for (comma-separated).
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_NAMES",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    pub tls_names: Vec<String>,
+
+    /// Where `GATEWAY_TLS=internal` keeps its CA and certificate.
+    #[arg(long, env = "GATEWAY_TLS_DIR", default_value = "ollama-gateway-tls")]
+    pub tls_dir: PathBuf,
+
+    /// How long an internal leaf certificate is valid; a new one is issued when a third is left.
+    #[arg(long, env = "GATEWAY_TLS_INTERNAL_LIFETIME", default_value = "30d", value_parser = parse_duration)]
+    pub tls_internal_lifetime: Duration,
+
+    /// `GATEWAY_TLS=acme`: the domain names of the certificate (comma-separated).
+    #[arg(long, env = "GATEWAY_ACME_DOMAINS", value_delimiter = ',')]
+    pub acme_domains: Vec<String>,
+
+    /// `GATEWAY_TLS=acme`: contact address given to the CA (expiry warnings).
+    #[arg(long, env = "GATEWAY_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// `GATEWAY_TLS=acme`: the ACME directory URL.
+    #[arg(long, env = "GATEWAY_ACME_DIRECTORY", default_value = crate::tls::acme::LETS_ENCRYPT)]
+    pub acme_directory: String,
+
+    /// `GATEWAY_TLS=acme`: a PEM file trusted for the ACME directory's own HTTPS (private ACME
+    /// servers, tests).
+    #[arg(long, env = "GATEWAY_ACME_CA")]
+    pub acme_ca: Option<PathBuf>,
+
+    /// `GATEWAY_TLS=acme`: `tls-alpn-01` (on the HTTPS port) or `http-01` (on
+    /// GATEWAY_HTTP_LISTEN, default 0.0.0.0:80).
+    #[arg(
+        long,
+        env = "GATEWAY_ACME_CHALLENGE",
+        value_enum,
+        default_value = "tls-alpn-01"
+    )]
+    pub acme_challenge: crate::tls::acme::AcmeChallenge,
+
+    /// `GATEWAY_TLS=acme`: renew when less than this is left of the certificate.
+    #[arg(long, env = "GATEWAY_ACME_RENEW_BEFORE", default_value = "30d", value_parser = parse_duration)]
+    pub acme_renew_before: Duration,
+
+    /// With HTTPS on: also listen for plain HTTP here and redirect every request to HTTPS
+    /// (e.g. `0.0.0.0:80`). Unset: no plain-HTTP listener.
+    #[arg(long, env = "GATEWAY_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -188,9 +257,10 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "ms" => number / 1000.0,
         "m" => number * 60.0,
         "h" => number * 3600.0,
+        "d" => number * 86400.0,
         other => {
             return Err(format!(
-                "unknown duration unit '{other}' (use ms, s, m or h)"
+                "unknown duration unit '{other}' (use ms, s, m, h or d)"
             ));
         }
     };

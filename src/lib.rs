@@ -5,7 +5,7 @@
 //! type, two shapes), [`gate`] (keys, allowlist, limits, paths), [`upstream`] (the Ollama
 //! client), [`ollama`] and [`openai`] (wire types and the pure translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
-//! [`metrics`], [`server`] and [`shutdown`].
+//! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`].
 
 pub mod config;
 pub mod error;
@@ -18,6 +18,7 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 
 use config::Config;
@@ -47,9 +48,11 @@ pub fn build(config: Config) -> Result<Gateway, String> {
     let upstream = Upstream::new(&config.ollama_url, config.upstream_timeout)
         .map_err(|e| format!("OLLAMA_URL: {e}"))?;
     let gate = Gate::new(&config, loaded.store);
+    let tls = tls::ServerTls::from_config(&config)?;
     let state = AppState::new(Inner {
         upstream,
         probe: UpstreamProbe::new(),
+        tls,
         gate,
         shutdown: Shutdown::new(),
         metrics: metrics::install(),

@@ -58,10 +58,12 @@ async fn run(config: Config) -> Result<(), String> {
         listen = %local,
         keys = state.gate.keys.len(),
         auth = if state.config.auth == AuthMode::On { "on" } else { "off" },
+        https = state.tls.is_some(),
         allowed_models = ?state.config.allowed_models,
         admin_endpoints = state.config.allow_admin,
         "ollama-gateway listening"
     );
+    ollama_gateway::tls::redirect::start(&state, local.port()).await?;
     // Says in the log whether Ollama answers at OLLAMA_URL, and again whenever that changes.
     let watched = state.clone();
     tokio::spawn(async move { watched.probe.watch(&watched.upstream).await });

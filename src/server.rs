@@ -3,17 +3,18 @@
 //! Built on hyper directly (not `axum::serve`) for the settings a gateway facing the network
 //! needs: `TCP_NODELAY` on accepted sockets (small SSE writes must not wait for a delayed ACK),
 //! a header read timeout (slow or half-open clients cannot hold a connection), and a cap on
-//! header size and count.
+//! header size and count. With HTTPS ([`crate::tls`]) each connection is a TLS handshake first
+//! (bounded in time), then HTTP/2 or HTTP/1.1 as the client chose by ALPN.
 
 use std::future::Future;
 use std::time::Duration;
 
 use axum::body::Body;
-use hyper::server::conn::http1::Builder;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use crate::http::stack::GatewayService;
@@ -23,6 +24,8 @@ use crate::state::AppState;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most headers in one request.
 const MAX_HEADERS: usize = 100;
+/// Most concurrent streams on one HTTP/2 connection (each one a request through the gate).
+const MAX_H2_STREAMS: u32 = 256;
 /// After the grace period, how long streams get to write their closing error event.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
 
@@ -34,11 +37,12 @@ pub async fn run(
     state: AppState,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    // HTTP/1.1 only: what OpenAI clients and browsers speak to an API, and the protocol the
-    // header timeout and limits below apply to (cleartext HTTP/2 would bypass them). hyper's own
-    // HTTP/1 connection, not hyper-util's auto-detecting one: no protocol sniffing per
-    // connection, and a smaller task for every open stream.
-    let mut builder = Builder::new();
+    // Plain HTTP is HTTP/1.1 only: what OpenAI clients and browsers speak to an API, and the
+    // protocol the header timeout and limits below apply to (cleartext HTTP/2 would bypass
+    // them). hyper's own HTTP/1 connection, not hyper-util's auto-detecting one: no protocol
+    // sniffing per connection, and a smaller task for every open stream. HTTP/2 is offered over
+    // TLS only, by ALPN, with the same header cap.
+    let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(state.config.header_timeout)
@@ -47,6 +51,15 @@ pub async fn run(
         .max_header_size(MAX_HEADER_BYTES)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let tls = state.tls.clone();
+    let maintenance = tls.clone().map(|tls| tokio::spawn(tls.maintain()));
+    let handshake_timeout = crate::tls::handshake_timeout(state.config.header_timeout);
     let graceful = GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -65,17 +78,38 @@ pub async fn run(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(
-                service
-                    .clone()
-                    .map_request(|req: http::Request<hyper::body::Incoming>| req.map(Body::new)),
-            ),
-        );
-        let connection = graceful.watch(connection);
+        let Some(tls) = &tls else {
+            let connection =
+                builder.serve_connection(TokioIo::new(stream), hyper_service(&service));
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (acceptor, http1, http2) = (tls.acceptor.clone(), builder.clone(), h2.clone());
+        let (service, watcher) = (service.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let Some(stream) = handshake(&acceptor, stream, handshake_timeout).await else {
+                return;
+            };
+            let alpn = stream.get_ref().1.alpn_protocol();
+            if alpn == Some(crate::tls::resolver::ACME_TLS_ALPN) {
+                // An ACME server's validation: the handshake was the whole answer.
+                return;
+            }
+            let ended = if alpn == Some(b"h2") {
+                let connection =
+                    http2.serve_connection(TokioIo::new(stream), hyper_service(&service));
+                watcher.watch(connection).await
+            } else {
+                let connection =
+                    http1.serve_connection(TokioIo::new(stream), hyper_service(&service));
+                watcher.watch(connection).await
+            };
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
         });
@@ -93,6 +127,39 @@ pub async fn run(
         state.shutdown.expire();
         let _ = tokio::time::timeout(FINAL_FLUSH, drained).await;
     }
+    if let Some(task) = maintenance {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// hyper's request body into axum's.
+type ToBody = fn(http::Request<hyper::body::Incoming>) -> http::Request<Body>;
+/// The gateway's service as hyper calls it.
+type HyperService = TowerToHyperService<tower::util::MapRequest<GatewayService, ToBody>>;
+
+/// The gateway's service as hyper calls it, for one connection.
+fn hyper_service(service: &GatewayService) -> HyperService {
+    let to_body: ToBody = |req| req.map(Body::new);
+    TowerToHyperService::new(service.clone().map_request(to_body))
+}
+
+/// The TLS handshake, within `limit`; a failed or slow one only drops this connection.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    limit: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
 }

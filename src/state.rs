@@ -25,6 +25,8 @@ pub struct Inner {
     pub probe: UpstreamProbe,
     /// Keys, allowlists, limits.
     pub gate: Gate,
+    /// HTTPS for the accept loop, when enabled.
+    pub tls: Option<crate::tls::ServerTls>,
     /// Tells long streams that the shutdown grace period is over.
     pub shutdown: Shutdown,
     /// Renders `/metrics` (absent if the recorder could not be installed).

@@ -16,6 +16,7 @@ pub const KEY: &str = "test-key-1";
 pub struct Env {
     pub fake: FakeOllama,
     pub addr: SocketAddr,
+    pub state: ollama_gateway::state::AppState,
     pub client: reqwest::Client,
 }
 
@@ -32,6 +33,19 @@ impl Env {
 
     /// A fake with its own settings, and adjusted gateway settings.
     pub async fn with_fake(fake_config: FakeConfig, configure: impl FnOnce(&mut Config)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Self::on(listener, fake_config, configure).await
+    }
+
+    /// Like [`with_fake`](Self::with_fake), serving on `listener` (for tests that must know
+    /// the port before the gateway starts).
+    pub async fn on(
+        listener: tokio::net::TcpListener,
+        fake_config: FakeConfig,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let fake = FakeOllama::start(fake_config)
             .await
             .expect("fake ollama starts");
@@ -44,10 +58,8 @@ impl Env {
         config.cors_origins = Vec::new();
         configure(&mut config);
         let gateway = ollama_gateway::build(config).expect("gateway builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let state = gateway.state.clone();
         tokio::spawn(ollama_gateway::server::run(
             listener,
             gateway.service,
@@ -57,6 +69,7 @@ impl Env {
         Self {
             fake,
             addr,
+            state,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()

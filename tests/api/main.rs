@@ -6,6 +6,7 @@
 //! Integration tests: the real gateway on a real port, in front of the fake Ollama, over HTTP.
 //! One test binary (modules below) keeps link time down.
 
+mod acme;
 mod attacks;
 mod common;
 mod gate;
@@ -13,5 +14,6 @@ mod native;
 mod openapi;
 mod operations;
 mod simple;
+mod tls;
 mod v1_chat;
 mod v1_other;

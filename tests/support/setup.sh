@@ -1,12 +1,13 @@
 # What the test command needs from the machine, installed when missing. Source it, then call
 # setup_machine. The Rust toolchain is the one thing assumed; everything else is checked here:
 #   - Debian packages: curl, Python 3 with venv, Node.js with npm, Chromium (the browser suite),
-#     and the libraries of the real Ollama in ../shared/ollama (libsqlite3, libstdc++).
+#     pebble (the ACME test server, for the HTTPS tests), and the libraries of the real Ollama
+#     in ../shared/ollama (libsqlite3, libstdc++).
 #     As root they are installed with apt-get (one `apt-get update` first); otherwise the
 #     exact `apt-get install` line is printed and the run stops before any suite starts.
 #   - Per-suite packages (pip in a virtualenv, npm ci from the lock files) are installed by
 #     each suite's own run.sh, only when its requirements or lock file changed.
-# A later suite that needs a server (PostgreSQL, Redis, pebble, ...) adds its command and package
+# A suite that needs a server (pebble now; PostgreSQL, Redis later) adds its command and package
 # to the list below; the suite starts it on a free loopback port in a temp directory and stops it.
 
 # command -> Debian package providing it; checked in this order.
@@ -16,6 +17,8 @@ _SETUP_COMMANDS=(
     "node nodejs"
     "npm npm"
     "chromium chromium"
+    "pebble pebble"
+    "pebble-challtestsrv pebble"
 )
 
 # The packages missing on this machine, one per line.

@@ -56,7 +56,9 @@ pub fn run(args: &Args) -> Result<Value, String> {
         "hyper" => {
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
-            Upstream::Hyper(Client::builder(TokioExecutor::new()).build(connector))
+            Upstream::Hyper(Box::new(
+                Client::builder(TokioExecutor::new()).build(connector),
+            ))
         }
         other => return Err(format!("--client: '{other}' is not reqwest or hyper")),
     };
@@ -67,7 +69,7 @@ pub fn run(args: &Args) -> Result<Value, String> {
 #[derive(Clone)]
 enum Upstream {
     Reqwest(reqwest::Client),
-    Hyper(Client<HttpConnector, Full<Bytes>>),
+    Hyper(Box<Client<HttpConnector, Full<Bytes>>>),
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
