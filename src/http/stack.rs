@@ -6,8 +6,8 @@
 //!    every later decision and the upstream see the normalised path.
 //! 2. **request id**: `x-request-id` from the client or a new UUID; returned on the response
 //!    and sent upstream.
-//! 3. **trace**: a span per request carrying the request id (`Authorization` is marked
-//!    sensitive, so it never appears in logs).
+//! 3. **trace**: a span per request carrying the request id (`Authorization` and `x-api-key`
+//!    are marked sensitive, so they never appear in logs).
 //! 4. **catch panic**: a bug answers 500 in the surface's error shape, the server keeps serving.
 //! 5. **CORS**: preflights answered here, without a key.
 //! 6. **audit**: one structured line and the metrics per request, written when the response
@@ -68,7 +68,10 @@ pub fn build(state: AppState) -> GatewayService {
         .layer(tower::util::MapRequestLayer::new(normalize_path))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ]))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req

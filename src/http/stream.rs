@@ -48,6 +48,32 @@ pub static SSE: Framing = Framing {
     content_type: "text/event-stream",
 };
 
+/// Named server-sent events (`event: <name>\ndata: {...}\n\n`) with no terminator: the
+/// OpenAI Responses stream. Its writer reports failures itself (`error`, `response.failed`); this
+/// error frame is only the fallback.
+pub static NAMED_SSE: Framing = Framing {
+    done: b"",
+    keepalive: Some((Duration::from_secs(15), b":\n\n")),
+    error: |err, out| write_named_event(out, "error", &err.openai_body()),
+    content_type: "text/event-stream",
+};
+
+/// Anthropic's Messages stream: named events, no terminator, an `error` event on failure, and
+/// a `ping` event whenever the model has been quiet for [`ANTHROPIC_PING_EVERY`].
+pub static ANTHROPIC_SSE: Framing = Framing {
+    done: b"",
+    keepalive: Some((
+        ANTHROPIC_PING_EVERY,
+        b"event: ping\ndata: {\"type\":\"ping\"}\n\n",
+    )),
+    error: |err, out| write_named_event(out, "error", &err.anthropic_body()),
+    content_type: "text/event-stream",
+};
+
+/// How long an Anthropic stream may be quiet before a `ping` event (Anthropic's SDKs and Claude
+/// Code read a ping as "still working"; a thinking model can be quiet for a while).
+pub const ANTHROPIC_PING_EVERY: Duration = Duration::from_secs(2);
+
 /// Ollama's NDJSON: one JSON object per line; a failure is an `{"error": ...}` line.
 pub static NDJSON: Framing = Framing {
     done: b"",
@@ -55,6 +81,29 @@ pub static NDJSON: Framing = Framing {
     error: |err, out| write_line(out, &err.ollama_body()),
     content_type: "application/x-ndjson",
 };
+
+/// What turns upstream lines into a surface's bytes. Any `FnMut(line, raw, out)` is one; a
+/// translator that must report a failure in its own terms (with the stream's id and sequence
+/// numbers) implements [`fail`](Self::fail) too.
+pub trait LineWriter<T>: Send + Unpin + 'static {
+    /// Append the bytes for one upstream line.
+    fn line(&mut self, line: T, raw: Bytes, out: &mut BytesMut);
+    /// Append the frames that report `err` and return true, or return false to let the
+    /// framing write its standard error frame.
+    fn fail(&mut self, err: &GatewayError, out: &mut BytesMut) -> bool {
+        let _ = (err, out);
+        false
+    }
+}
+
+impl<T, F> LineWriter<T> for F
+where
+    F: FnMut(T, Bytes, &mut BytesMut) + Send + Unpin + 'static,
+{
+    fn line(&mut self, line: T, raw: Bytes, out: &mut BytesMut) {
+        self(line, raw, out);
+    }
+}
 
 /// A response body that writes each upstream line as the route's `write` function frames it.
 pub struct LineBody<T, F> {
@@ -77,6 +126,24 @@ where
 {
     /// A body for `lines`; `started` is when the upstream request was sent (for the audit).
     pub fn new(
+        lines: NativeLines<T>,
+        framing: &'static Framing,
+        audit: Audit,
+        started: Instant,
+        write: F,
+    ) -> Self {
+        Self::with_writer(lines, framing, audit, started, write)
+    }
+}
+
+impl<T, F> LineBody<T, F>
+where
+    T: NativeLine,
+    F: LineWriter<T>,
+{
+    /// A body for `lines` written by a [`LineWriter`] (a translator that reports failures in
+    /// its own terms); `started` is when the upstream request was sent (for the audit).
+    pub fn with_writer(
         lines: NativeLines<T>,
         framing: &'static Framing,
         audit: Audit,
@@ -119,7 +186,7 @@ where
 impl<T, F> http_body::Body for LineBody<T, F>
 where
     T: NativeLine,
-    F: FnMut(T, Bytes, &mut BytesMut) + Send + Unpin + 'static,
+    F: LineWriter<T>,
 {
     type Data = Bytes;
     type Error = Infallible;
@@ -134,7 +201,7 @@ where
                 Poll::Ready(Some(Ok((line, raw)))) => {
                     this.audit.observe_line(&line, this.started);
                     let done = line.is_done();
-                    (this.write)(line, raw, &mut this.out);
+                    this.write.line(line, raw, &mut this.out);
                     if done {
                         this.out.extend_from_slice(this.framing.done);
                         this.ended = true;
@@ -147,7 +214,9 @@ where
                 Poll::Ready(Some(Err(err))) => {
                     this.audit
                         .set_stream_error(err.code().unwrap_or("upstream_error"));
-                    (this.framing.error)(&err, &mut this.out);
+                    if !this.write.fail(&err, &mut this.out) {
+                        (this.framing.error)(&err, &mut this.out);
+                    }
                     this.ended = true;
                     return this.frame();
                 }
@@ -282,6 +351,14 @@ pub fn write_event<T: Serialize>(out: &mut BytesMut, value: &T) {
         out.extend_from_slice(&fallback);
     }
     out.extend_from_slice(b"\n\n");
+}
+
+/// Append one named SSE event, `event: <name>\ndata: <json>\n\n`.
+pub fn write_named_event<T: Serialize>(out: &mut BytesMut, name: &str, value: &T) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.put_u8(b'\n');
+    write_event(out, value);
 }
 
 /// Append one NDJSON line.

@@ -15,6 +15,8 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags(
         (name = "OpenAI", description = "OpenAI-compatible API, translated to Ollama's native API"),
+        (name = "OpenAI Responses", description = "OpenAI's Responses API, translated to Ollama's native chat; nothing is stored"),
+        (name = "Anthropic", description = "Anthropic's Messages API, translated to Ollama's native chat; errors in Anthropic's shape; the key also as `x-api-key`"),
         (name = "Simple", description = "Ollama-shaped endpoints: model list and chat"),
         (name = "Ollama native", description = "Ollama's own API, passed through with the gate in front"),
         (name = "Ollama administrative", description = "Refused unless enabled, and then only for admin keys"),
@@ -37,6 +39,15 @@ impl Modify for BearerAuth {
                     .description(Some("An API key configured on the gateway"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "x-api-key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "x-api-key",
+                    "The gateway key in Anthropic's header (Anthropic surface only)",
+                ),
+            )),
         );
     }
 }

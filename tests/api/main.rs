@@ -8,6 +8,7 @@
 
 mod common;
 mod gate;
+mod messages;
 mod native;
 mod openapi;
 mod operations;

@@ -1,0 +1,136 @@
+//! The Anthropic surface: `POST /v1/messages` and `POST /v1/messages/count_tokens`, translated
+//! to Ollama's `/api/chat`. The key may come as `x-api-key` (what Anthropic's SDKs send);
+//! `anthropic-version` and `anthropic-beta` are accepted and not needed. Errors use Anthropic's
+//! error object, in the stream too (an `error` event).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+
+use crate::anthropic::request::{Purpose, chat_request};
+use crate::anthropic::response;
+use crate::anthropic::stream::MessagesStream;
+use crate::anthropic::types::{Message, MessagesRequest, MessagesSseEvent, TokenCount};
+use crate::error::{AnthropicError, AnthropicErrorBody};
+use crate::gate::keys::Caller;
+use crate::http::audit::Audit;
+use crate::http::extract::JsonBody;
+use crate::http::stream::{ANTHROPIC_SSE, LineBody, write_named_event};
+use crate::ollama::types::ChatResponse;
+use crate::state::AppState;
+use crate::upstream::Forwarded;
+
+type MessagesResult = Result<Response, AnthropicError>;
+
+/// Create a message (Anthropic Messages API); streamed as named server-sent events when
+/// `stream` is true.
+#[utoipa::path(
+    post, path = "/v1/messages", tag = "Anthropic",
+    request_body = MessagesRequest,
+    params(
+        ("x-api-key" = Option<String>, Header, description = "The gateway key, as Anthropic's SDKs send it (or use `Authorization: Bearer`)"),
+        ("anthropic-version" = Option<String>, Header, description = "Accepted and ignored"),
+    ),
+    responses(
+        (status = 200, description = "The message; with `stream: true`, `text/event-stream` of named events (`message_start`, `content_block_start`, `content_block_delta`, `content_block_stop`, `message_delta`, `message_stop`, `ping`; `error` on failure)", body = Message,
+            content((Message = "application/json"), (MessagesSseEvent = "text/event-stream"))),
+        (status = 400, description = "Invalid request", body = AnthropicErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = AnthropicErrorBody),
+        (status = 403, description = "Model not allowed for this key", body = AnthropicErrorBody),
+        (status = 404, description = "Model not found", body = AnthropicErrorBody),
+        (status = 413, description = "Body too large", body = AnthropicErrorBody),
+        (status = 429, description = "Rate limited", body = AnthropicErrorBody),
+        (status = 502, description = "Model server unreachable", body = AnthropicErrorBody),
+        (status = 504, description = "Model server timed out", body = AnthropicErrorBody),
+    ),
+    security(("bearer" = []), ("x-api-key" = []))
+)]
+pub async fn create_message(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
+    headers: Forwarded,
+    JsonBody(body): JsonBody<MessagesRequest>,
+) -> MessagesResult {
+    let (native, stream) = chat_request(body, Purpose::Create)?;
+    audit.set_model(&native.model);
+    state.gate.check_model(&caller, &native.model)?;
+    let started = Instant::now();
+    if !stream {
+        let answer: ChatResponse = state
+            .upstream
+            .call_json("/api/chat", &native, &headers)
+            .await?;
+        if let Some(message) = answer.error.as_deref() {
+            return Err(super::simple::upstream_failure(message).into());
+        }
+        audit.set_upstream_time(started.elapsed());
+        audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        return Ok(Json(response::message(answer)).into_response());
+    }
+    let upstream = state
+        .upstream
+        .post_json("/api/chat", &native, &headers)
+        .await?;
+    let lines = state.upstream.native_lines(upstream, &state.shutdown);
+    let mut translator = MessagesStream::new();
+    Ok(LineBody::new(
+        lines,
+        &ANTHROPIC_SSE,
+        audit,
+        started,
+        move |line, _, out| {
+            for (name, event) in translator.line(line) {
+                write_named_event(out, name, &event);
+            }
+        },
+    )
+    .into_response())
+}
+
+/// Count a prompt's tokens as Ollama counts them for the model (the prompt is evaluated and one
+/// token generated).
+#[utoipa::path(
+    post, path = "/v1/messages/count_tokens", tag = "Anthropic",
+    request_body = MessagesRequest,
+    responses(
+        (status = 200, description = "The prompt's token count", body = TokenCount),
+        (status = 400, description = "Invalid request", body = AnthropicErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = AnthropicErrorBody),
+        (status = 403, description = "Model not allowed for this key", body = AnthropicErrorBody),
+        (status = 404, description = "Model not found", body = AnthropicErrorBody),
+        (status = 413, description = "Body too large", body = AnthropicErrorBody),
+        (status = 429, description = "Rate limited", body = AnthropicErrorBody),
+        (status = 502, description = "Model server unreachable", body = AnthropicErrorBody),
+        (status = 504, description = "Model server timed out", body = AnthropicErrorBody),
+    ),
+    security(("bearer" = []), ("x-api-key" = []))
+)]
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
+    headers: Forwarded,
+    JsonBody(body): JsonBody<MessagesRequest>,
+) -> MessagesResult {
+    let (native, _) = chat_request(body, Purpose::CountTokens)?;
+    audit.set_model(&native.model);
+    state.gate.check_model(&caller, &native.model)?;
+    let started = Instant::now();
+    let answer: ChatResponse = state
+        .upstream
+        .call_json("/api/chat", &native, &headers)
+        .await?;
+    if let Some(message) = answer.error.as_deref() {
+        return Err(super::simple::upstream_failure(message).into());
+    }
+    audit.set_upstream_time(started.elapsed());
+    audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+    Ok(Json(TokenCount {
+        input_tokens: answer.prompt_eval_count.unwrap_or(0),
+    })
+    .into_response())
+}
