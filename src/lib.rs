@@ -3,7 +3,7 @@
 //!
 //! Layout: [`config`] (every setting), [`state`] (what handlers share), [`error`] (one error
 //! type, three shapes), [`gate`] (keys, allowlist, limits, paths), [`upstream`] (the Ollama
-//! client), [`ollama`], [`openai`] and [`anthropic`] (wire types and the pure
+//! client), [`ollama`], [`openai`], [`responses`] and [`anthropic`] (wire types and the pure
 //! translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
 //! [`metrics`], [`server`] and [`shutdown`].
@@ -16,6 +16,7 @@ pub mod http;
 pub mod metrics;
 pub mod ollama;
 pub mod openai;
+pub mod responses;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

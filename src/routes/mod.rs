@@ -13,6 +13,7 @@ pub mod docs;
 pub mod health;
 pub mod messages;
 pub mod native;
+pub mod responses;
 pub mod simple;
 pub mod v1;
 
@@ -35,6 +36,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(v1::completions))
         .routes(routes!(v1::embeddings))
         .routes(routes!(v1::list_models))
+        .routes(routes!(responses::create_response))
         .routes(routes!(messages::create_message))
         .routes(routes!(messages::count_tokens))
         .routes(routes!(simple::models))

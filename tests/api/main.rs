@@ -12,6 +12,7 @@ mod messages;
 mod native;
 mod openapi;
 mod operations;
+mod responses;
 mod simple;
 mod v1_chat;
 mod v1_other;
