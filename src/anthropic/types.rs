@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 /// `POST /v1/messages` request (and, without `max_tokens`, `POST /v1/messages/count_tokens`).
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "llama3.2", "max_tokens": 1024, "messages": [{"role": "user", "content": "Why is the sky blue?"}]}))]
+#[schema(as = AnthropicMessagesRequest)]
 pub struct MessagesRequest {
     /// Model to use, as Ollama names it.
     #[schema(example = "llama3.2", min_length = 1)]
@@ -66,6 +67,7 @@ pub struct MessagesRequest {
 /// `system`: a string or text blocks.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = AnthropicSystemPrompt)]
 pub enum SystemPrompt {
     Text(String),
     Blocks(Vec<TextBlockParam>),
@@ -73,6 +75,7 @@ pub enum SystemPrompt {
 
 /// A text block of the system prompt.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicTextBlockParam)]
 pub struct TextBlockParam {
     /// Always `text`.
     #[serde(default)]
@@ -82,6 +85,7 @@ pub struct TextBlockParam {
 
 /// One message of the conversation.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicInputMessage)]
 pub struct InputMessage {
     pub role: InputRole,
     pub content: MessageParamContent,
@@ -90,6 +94,7 @@ pub struct InputMessage {
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = AnthropicInputRole)]
 pub enum InputRole {
     User,
     Assistant,
@@ -98,6 +103,7 @@ pub enum InputRole {
 /// A message's content: a string or content blocks.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = AnthropicMessageParamContent)]
 pub enum MessageParamContent {
     Text(String),
     Blocks(Vec<ContentBlockParam>),
@@ -106,6 +112,7 @@ pub enum MessageParamContent {
 /// One content block of a request message.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicContentBlockParam)]
 pub enum ContentBlockParam {
     /// Text.
     Text { text: String },
@@ -143,6 +150,7 @@ pub enum ContentBlockParam {
 /// An image source.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicImageSource)]
 pub enum ImageSource {
     /// `{"type":"base64","media_type":"image/png","data":"..."}`
     Base64 { media_type: String, data: String },
@@ -153,6 +161,7 @@ pub enum ImageSource {
 /// `tool_result.content`: a string or text/image blocks.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = AnthropicToolResultContent)]
 pub enum ToolResultContent {
     Text(String),
     Blocks(Vec<ToolResultBlock>),
@@ -161,6 +170,7 @@ pub enum ToolResultContent {
 /// A block inside a tool result.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicToolResultBlock)]
 pub enum ToolResultBlock {
     Text { text: String },
     Image { source: ImageSource },
@@ -168,6 +178,7 @@ pub enum ToolResultBlock {
 
 /// A client tool.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicToolDefinition)]
 pub struct ToolDefinition {
     /// `custom` or absent; server tools (`web_search_...`, `bash_...`) are refused.
     #[serde(default)]
@@ -185,6 +196,7 @@ pub struct ToolDefinition {
 /// `tool_choice`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicToolChoice)]
 pub enum ToolChoice {
     /// The model decides.
     Auto {
@@ -209,6 +221,7 @@ pub enum ToolChoice {
 /// `thinking`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicThinkingConfig)]
 pub enum ThinkingConfig {
     /// Think; `budget_tokens` must be at least 1024 and below `max_tokens`.
     Enabled { budget_tokens: i64 },
@@ -224,6 +237,7 @@ pub enum ThinkingConfig {
 
 /// A `message` object.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = AnthropicMessage)]
 pub struct Message {
     #[schema(example = "msg_9f1c2a4e7b8d4c0f9a3e6b1d2c5f8a7e")]
     pub id: String,
@@ -246,6 +260,7 @@ pub struct Message {
 /// One content block of an answer.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = AnthropicContentBlock)]
 pub enum ContentBlock {
     /// Text.
     Text { text: String },
@@ -263,6 +278,7 @@ pub enum ContentBlock {
 
 /// Token usage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = AnthropicUsage)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -270,6 +286,7 @@ pub struct Usage {
 
 /// `POST /v1/messages/count_tokens` response.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[schema(as = AnthropicTokenCount)]
 pub struct TokenCount {
     /// The prompt's tokens as Ollama counts them for the model.
     pub input_tokens: u64,
@@ -280,6 +297,7 @@ pub struct TokenCount {
 /// `message_delta`, `message_stop`, `ping` or `error`; `data` is the JSON event, whose `type`
 /// repeats the name (an `error` event holds an `AnthropicErrorBody`).
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = AnthropicMessagesSseEvent)]
 pub struct MessagesSseEvent {
     #[schema(example = "content_block_delta")]
     pub event: String,

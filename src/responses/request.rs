@@ -28,7 +28,7 @@ pub struct Echo {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub text: TextConfig,
-    pub tool_choice: Value,
+    pub tool_choice: ResponsesToolChoice,
     pub tools: Vec<FunctionTool>,
     pub metadata: Map<String, Value>,
     /// The client asked for a stream.
@@ -110,10 +110,9 @@ pub fn chat_request(request: ResponsesRequest) -> Result<(ChatRequest, Echo), Ga
         ResponseInput::Items(items) => convert_items(items, &mut messages)?,
     }
     let stream = request.stream.unwrap_or(false);
-    let tool_choice = match &request.tool_choice {
-        Some(choice) => serde_json::to_value(choice).unwrap_or(Value::Null),
-        None => Value::String("auto".into()),
-    };
+    let tool_choice = request
+        .tool_choice
+        .unwrap_or(ResponsesToolChoice::Mode(ToolChoiceMode::Auto));
     let echo = Echo {
         model: request.model.clone(),
         instructions: request.instructions,
@@ -169,6 +168,12 @@ fn select_tools(
                     "tools[{i}].type: '{}' tools are not supported; only function tools",
                     tool.r#type
                 ),
+            ));
+        }
+        if tool.parameters.as_ref().is_some_and(|p| !p.is_object()) {
+            return Err(GatewayError::invalid(
+                format!("tools[{i}].parameters"),
+                format!("tools[{i}].parameters: must be a JSON schema object"),
             ));
         }
         match tool.name.as_deref().map(str::trim) {
@@ -524,7 +529,10 @@ mod tests {
             "tool_choice"
         );
         let (_, echo) = translate(body(json!("required"))).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(echo.tool_choice, "required");
+        assert!(matches!(
+            echo.tool_choice,
+            ResponsesToolChoice::Mode(ToolChoiceMode::Required)
+        ));
         assert_eq!(echo.tools.len(), 2);
     }
 

@@ -70,6 +70,7 @@ pub struct ResponsesRequest {
 /// `input`: a string or a list of items.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = ResponsesInput)]
 pub enum ResponseInput {
     Text(String),
     Items(Vec<Map<String, Value>>),
@@ -169,6 +170,7 @@ pub struct TextPart {
 
 /// A tool in the flat Responses form.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[schema(as = ResponsesFunctionTool)]
 pub struct FunctionTool {
     /// Only `function` is supported.
     #[schema(example = "function")]
@@ -199,6 +201,7 @@ pub enum ResponsesToolChoice {
 /// The string forms of `tool_choice`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ResponsesToolChoiceMode)]
 pub enum ToolChoiceMode {
     None,
     Auto,
@@ -207,6 +210,7 @@ pub enum ToolChoiceMode {
 
 /// A named function in `tool_choice`.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[schema(as = ResponsesNamedFunction)]
 pub struct NamedFunction {
     /// Always `function`.
     pub r#type: FunctionType,
@@ -216,12 +220,14 @@ pub struct NamedFunction {
 /// The one tool type.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ResponsesFunctionType)]
 pub enum FunctionType {
     Function,
 }
 
 /// `text`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[schema(as = ResponsesTextConfig)]
 pub struct TextConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<TextFormat>,
@@ -230,6 +236,7 @@ pub struct TextConfig {
 /// `text.format`.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schema(as = ResponsesTextFormat)]
 pub enum TextFormat {
     Text,
     JsonObject,
@@ -248,6 +255,7 @@ pub enum TextFormat {
 
 /// `reasoning`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[schema(as = ResponsesReasoningConfig)]
 pub struct ReasoningConfig {
     /// `none`, `minimal`, `low`, `medium`, `high`, `xhigh`.
     #[serde(default)]
@@ -263,6 +271,7 @@ pub struct ReasoningConfig {
 
 /// The `response` object.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = ResponseObject)]
 pub struct Response {
     #[schema(example = "resp_9f1c2a4e7b8d4c0f9a3e6b1d2c5f8a7e")]
     pub id: String,
@@ -292,8 +301,7 @@ pub struct Response {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub text: TextConfig,
-    #[schema(value_type = Object)]
-    pub tool_choice: Value,
+    pub tool_choice: ResponsesToolChoice,
     pub tools: Vec<FunctionTool>,
     /// Always `disabled`.
     #[schema(value_type = String)]
@@ -306,6 +314,7 @@ pub struct Response {
 
 /// `error` of a failed response.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = ResponsesError)]
 pub struct ResponseError {
     pub code: String,
     pub message: String,
@@ -313,6 +322,7 @@ pub struct ResponseError {
 
 /// `incomplete_details`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = ResponsesIncompleteDetails)]
 pub struct IncompleteDetails {
     /// `max_output_tokens`.
     #[schema(value_type = String)]
@@ -321,6 +331,7 @@ pub struct IncompleteDetails {
 
 /// Token usage.
 #[derive(Clone, Copy, Debug, Default, Serialize, ToSchema)]
+#[schema(as = ResponsesUsage)]
 pub struct ResponseUsage {
     pub input_tokens: u64,
     pub input_tokens_details: InputTokensDetails,
@@ -331,12 +342,14 @@ pub struct ResponseUsage {
 
 /// Always zero: Ollama reports no cache hits.
 #[derive(Clone, Copy, Debug, Default, Serialize, ToSchema)]
+#[schema(as = ResponsesInputTokensDetails)]
 pub struct InputTokensDetails {
     pub cached_tokens: u64,
 }
 
 /// Always zero: Ollama does not count reasoning tokens apart.
 #[derive(Clone, Copy, Debug, Default, Serialize, ToSchema)]
+#[schema(as = ResponsesOutputTokensDetails)]
 pub struct OutputTokensDetails {
     pub reasoning_tokens: u64,
 }
