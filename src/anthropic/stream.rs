@@ -27,6 +27,8 @@ enum Open {
 #[derive(Debug)]
 pub struct MessagesStream {
     id: String,
+    /// The requested model, for a `message_start` sent before Ollama's first line.
+    model: String,
     started: bool,
     /// The open block and its index.
     open: Option<(Open, usize)>,
@@ -34,17 +36,12 @@ pub struct MessagesStream {
     saw_tool_use: bool,
 }
 
-impl Default for MessagesStream {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl MessagesStream {
-    /// A new stream.
-    pub fn new() -> Self {
+    /// A new stream for `model`.
+    pub fn new(model: &str) -> Self {
         Self {
             id: new_id("msg_"),
+            model: model.to_owned(),
             started: false,
             open: None,
             next_index: 0,
@@ -54,18 +51,7 @@ impl MessagesStream {
 
     /// The events for one upstream line (which must not be an error line).
     pub fn line(&mut self, line: ChatResponse) -> Vec<Event> {
-        let mut events = Vec::new();
-        if !self.started {
-            self.started = true;
-            events.push((
-                "message_start",
-                json!({"type": "message_start", "message": {
-                    "id": self.id, "type": "message", "role": "assistant", "model": line.model,
-                    "content": [], "stop_reason": null, "stop_sequence": null,
-                    // Ollama reports the prompt's count on its last line; message_delta has it.
-                    "usage": {"input_tokens": 0, "output_tokens": 0}}}),
-            ));
-        }
+        let mut events = self.start(&line.model);
         let message = line.message.unwrap_or_default();
         if let Some(thinking) = message.thinking.filter(|t| !t.is_empty()) {
             let index = self.ensure_open(Open::Thinking, &mut events);
@@ -114,6 +100,24 @@ impl MessagesStream {
             events.push(("message_stop", json!({"type": "message_stop"})));
         }
         events
+    }
+
+    /// `message_start`, once: on the first line, or earlier when the route starts the stream
+    /// before Ollama answers (then with the requested model's name).
+    pub fn start(&mut self, model: &str) -> Vec<Event> {
+        if self.started {
+            return Vec::new();
+        }
+        self.started = true;
+        let model = if model.is_empty() { &self.model } else { model };
+        vec![(
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": self.id, "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                // Ollama reports the prompt's count on its last line; message_delta has it.
+                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+        )]
     }
 
     fn take_index(&mut self) -> usize {
@@ -176,7 +180,7 @@ mod tests {
     use super::*;
 
     fn run(lines: &[Value]) -> Vec<Event> {
-        let mut stream = MessagesStream::new();
+        let mut stream = MessagesStream::new("m");
         lines
             .iter()
             .flat_map(|l| stream.line(serde_json::from_value(l.clone()).unwrap_or_default()))
@@ -262,6 +266,23 @@ mod tests {
         assert_eq!(
             delta.map(|d| d["delta"]["stop_reason"].clone()),
             Some(json!("tool_use"))
+        );
+    }
+
+    #[test]
+    fn message_start_is_sent_once_even_when_sent_early() {
+        let mut stream = MessagesStream::new("llama3.2");
+        let early = stream.start("");
+        assert_eq!(early.len(), 1);
+        assert_eq!(early[0].1["message"]["model"], "llama3.2");
+        let line: ChatResponse = serde_json::from_value(
+            json!({"model":"llama3.2","message":{"role":"assistant","content":"Hi"},"done":false}),
+        )
+        .unwrap_or_default();
+        let events = stream.line(line);
+        assert_eq!(
+            names(&events),
+            ["content_block_start", "content_block_delta"]
         );
     }
 

@@ -10,6 +10,7 @@
 //! [`PassthroughBody`] sends a native `/api/*` answer on as it comes, chunk for chunk.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -105,9 +106,21 @@ where
     }
 }
 
+/// The upstream answer still on its way: resolves to its lines once Ollama's response head
+/// arrives (or to the error that came instead).
+pub type PendingLines<T> =
+    Pin<Box<dyn Future<Output = Result<NativeLines<T>, GatewayError>> + Send + 'static>>;
+
+/// Where a body's lines come from.
+enum Source<T> {
+    /// Ollama has not answered yet; keep-alives go out meanwhile.
+    Waiting(PendingLines<T>),
+    Ready(NativeLines<T>),
+}
+
 /// A response body that writes each upstream line as the route's `write` function frames it.
 pub struct LineBody<T, F> {
-    lines: NativeLines<T>,
+    lines: Source<T>,
     write: F,
     framing: &'static Framing,
     keepalive: Option<Pin<Box<Sleep>>>,
@@ -151,7 +164,7 @@ where
         write: F,
     ) -> Self {
         Self {
-            lines,
+            lines: Source::Ready(lines),
             write,
             framing,
             keepalive: framing
@@ -160,6 +173,33 @@ where
             audit,
             started,
             out: BytesMut::new(),
+            ended: false,
+            _open: InFlight::stream(),
+        }
+    }
+
+    /// A body whose upstream has not answered yet: `prelude` (the stream's opening events) goes
+    /// out at once, keep-alives while Ollama is quiet, then the lines as for
+    /// [`with_writer`](Self::with_writer); an upstream error before its first byte is reported
+    /// in the stream, as a failure after it would be.
+    pub fn waiting(
+        pending: PendingLines<T>,
+        prelude: BytesMut,
+        framing: &'static Framing,
+        audit: Audit,
+        started: Instant,
+        write: F,
+    ) -> Self {
+        Self {
+            lines: Source::Waiting(pending),
+            write,
+            framing,
+            keepalive: framing
+                .keepalive
+                .map(|(every, _)| Box::pin(tokio::time::sleep(every))),
+            audit,
+            started,
+            out: prelude,
             ended: false,
             _open: InFlight::stream(),
         }
@@ -196,8 +236,23 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
+        // The opening events of a body that started before its upstream answered.
+        if !this.out.is_empty() && !this.ended {
+            return this.frame();
+        }
         while !this.ended {
-            match Pin::new(&mut this.lines).poll_next(cx) {
+            let polled = match &mut this.lines {
+                Source::Ready(lines) => Pin::new(lines).poll_next(cx),
+                Source::Waiting(pending) => match pending.as_mut().poll(cx) {
+                    Poll::Ready(Ok(lines)) => {
+                        this.lines = Source::Ready(lines);
+                        continue;
+                    }
+                    Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
+                    Poll::Pending => Poll::Pending,
+                },
+            };
+            match polled {
                 Poll::Ready(Some(Ok((line, raw)))) => {
                     this.audit.observe_line(&line, this.started);
                     let done = line.is_done();

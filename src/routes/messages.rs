@@ -4,11 +4,12 @@
 //! error object, in the stream too (an `error` event).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use bytes::BytesMut;
 
 use crate::anthropic::request::{Purpose, chat_request};
 use crate::anthropic::response;
@@ -18,7 +19,7 @@ use crate::error::{AnthropicError, AnthropicErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::JsonBody;
-use crate::http::stream::{ANTHROPIC_SSE, LineBody, write_named_event};
+use crate::http::stream::{ANTHROPIC_SSE, LineBody, PendingLines, write_named_event};
 use crate::ollama::types::ChatResponse;
 use crate::state::AppState;
 use crate::upstream::Forwarded;
@@ -71,24 +72,54 @@ pub async fn create_message(
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
         return Ok(Json(response::message(answer)).into_response());
     }
-    let upstream = state
-        .upstream
-        .post_json("/api/chat", &native, &headers)
-        .await?;
-    let lines = state.upstream.native_lines(upstream, &state.shutdown);
-    let mut translator = MessagesStream::new();
-    Ok(LineBody::new(
-        lines,
+    let mut translator = MessagesStream::new(&native.model);
+    let client = state.upstream.clone();
+    let mut head = Box::pin(async move { client.post_json("/api/chat", &native, &headers).await });
+    // Ollama sends its response head with the first token. Most answers start at once, and an
+    // error before then (unknown model, busy) is best answered as an HTTP error; but a model
+    // that is slow to load or to read a long prompt gets the stream started without it, so
+    // `ping` events can say it is still working.
+    let waited = tokio::time::timeout(HEAD_GRACE, &mut head).await;
+    if let Ok(answer) = waited {
+        let lines = state.upstream.native_lines(answer?, &state.shutdown);
+        return Ok(LineBody::new(
+            lines,
+            &ANTHROPIC_SSE,
+            audit,
+            started,
+            move |line, _, out| {
+                write_events(&mut translator, line, out);
+            },
+        )
+        .into_response());
+    }
+    let mut prelude = BytesMut::new();
+    for (name, event) in translator.start("") {
+        write_named_event(&mut prelude, name, &event);
+    }
+    write_named_event(&mut prelude, "ping", &serde_json::json!({"type": "ping"}));
+    let (client, shutdown) = (state.upstream.clone(), state.shutdown.clone());
+    let pending: PendingLines<ChatResponse> =
+        Box::pin(async move { Ok(client.native_lines(head.await?, &shutdown)) });
+    Ok(LineBody::waiting(
+        pending,
+        prelude,
         &ANTHROPIC_SSE,
         audit,
         started,
-        move |line, _, out| {
-            for (name, event) in translator.line(line) {
-                write_named_event(out, name, &event);
-            }
-        },
+        move |line, _, out: &mut BytesMut| write_events(&mut translator, line, out),
     )
     .into_response())
+}
+
+/// How long a stream waits for Ollama's first byte before it starts without it.
+const HEAD_GRACE: Duration = Duration::from_secs(1);
+
+/// The named events for one upstream line.
+fn write_events(translator: &mut MessagesStream, line: ChatResponse, out: &mut BytesMut) {
+    for (name, event) in translator.line(line) {
+        write_named_event(out, name, &event);
+    }
 }
 
 /// Count a prompt's tokens as Ollama counts them for the model (the prompt is evaluated and one

@@ -406,3 +406,33 @@ async fn upstream_timeouts_are_timeout_errors() {
     assert_eq!(status, 504);
     assert_anthropic_error(&out, "timeout_error");
 }
+
+#[tokio::test]
+async fn a_slow_first_token_gets_the_stream_started_with_pings() {
+    let env = Env::start().await;
+    // fail-slow sends nothing for 3 s, then a normal answer.
+    let events = stream(&env, &request("fail-slow")).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(&names[..2], ["message_start", "ping"], "{names:?}");
+    assert_eq!(events[0].1["message"]["model"], "fail-slow");
+    assert_eq!(names.iter().filter(|n| **n == "message_start").count(), 1);
+    let first_block = names
+        .iter()
+        .position(|n| *n == "content_block_start")
+        .unwrap();
+    assert!(first_block > 1, "the ping came while waiting: {names:?}");
+    assert_eq!(names.last(), Some(&"message_stop"));
+    assert_eq!(
+        deltas(&events, "text_delta", "text"),
+        fixture_text("chat/text.ndjson")
+    );
+
+    // If Ollama then fails instead of answering, the stream says so in an error event.
+    let env = Env::with(|c| c.upstream_timeout = Duration::from_millis(1500)).await;
+    let events = stream(&env, &request("fail-slow")).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    let (name, last) = events.last().unwrap();
+    assert_eq!(name, "error", "{names:?}");
+    assert_anthropic_error(last, "timeout_error");
+}
