@@ -21,9 +21,9 @@ pub struct MessagesRequest {
     /// Model to use, as Ollama names it.
     #[schema(example = "llama3.2", min_length = 1)]
     pub model: String,
-    /// Most tokens to generate (required on `/v1/messages`, at least 1).
+    /// Most tokens to generate (at least 1).
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, required = true, nullable = false)]
     pub max_tokens: Option<i64>,
     /// The conversation so far (at least one message).
     #[schema(min_items = 1)]
@@ -61,7 +61,28 @@ pub struct MessagesRequest {
     /// Accepted and ignored.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// `POST /v1/messages/count_tokens` request, for the document: a Messages request without
+/// `max_tokens` (the handler reads it as a [`MessagesRequest`], so other fields are accepted
+/// and ignored as there).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicCountTokensRequest)]
+#[schema(example = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}))]
+pub struct CountTokensRequest {
+    #[schema(example = "llama3.2", min_length = 1)]
+    pub model: String,
+    #[schema(min_items = 1)]
+    pub messages: Vec<InputMessage>,
+    #[serde(default)]
+    pub system: Option<SystemPrompt>,
+    #[serde(default)]
+    pub tools: Option<Vec<ToolDefinition>>,
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default)]
+    pub thinking: Option<ThinkingConfig>,
 }
 
 /// `system`: a string or text blocks.
@@ -189,7 +210,7 @@ pub struct ToolDefinition {
     pub description: Option<String>,
     /// JSON schema of the input; forwarded verbatim.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = true)]
     pub input_schema: Option<Value>,
 }
 

@@ -69,10 +69,22 @@ pub fn chat_request(
     };
     let think = match effort {
         Some((param, effort)) => think_from_effort(param, effort)?,
-        None => request.think,
+        None => {
+            check_think(request.think.as_ref())?;
+            request.think
+        }
     };
+    check_keep_alive(request.keep_alive.as_ref())?;
 
     let tools = select_tools(request.tools, request.tool_choice)?;
+    if let Some(ResponseFormat::JsonSchema { json_schema }) = &request.response_format
+        && json_schema.schema.as_ref().is_some_and(|s| !s.is_object())
+    {
+        return Err(GatewayError::invalid(
+            "response_format.json_schema.schema",
+            "response_format.json_schema.schema: must be a JSON schema object",
+        ));
+    }
     let format = request.response_format.and_then(|format| match format {
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(Value::String("json".into())),
@@ -148,6 +160,7 @@ pub fn completion_request(
         repeat_penalty: request.repeat_penalty,
     }
     .write_into(&mut options)?;
+    check_keep_alive(request.keep_alive.as_ref())?;
     let stream = request.stream.unwrap_or(false);
     let include_usage = request
         .stream_options
@@ -199,6 +212,7 @@ pub fn embed_request(request: EmbeddingRequest) -> Result<EmbedRequest, GatewayE
             ));
         }
     };
+    check_keep_alive(request.keep_alive.as_ref())?;
     Ok(EmbedRequest {
         model: request.model,
         input,
@@ -338,6 +352,34 @@ pub(crate) fn check_range_int(
     }
 }
 
+/// `think` as the document describes it: `true`/`false` or a level (`low`, `medium`, `high`,
+/// `max`). Anything else (a number, an object) would reach Ollama unchecked.
+pub(crate) fn check_think(think: Option<&Value>) -> Result<(), GatewayError> {
+    match think {
+        None | Some(Value::Bool(_)) => Ok(()),
+        Some(Value::String(level))
+            if matches!(level.as_str(), "low" | "medium" | "high" | "max") =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(GatewayError::invalid(
+            "think",
+            "think: must be true, false, \"low\", \"medium\", \"high\" or \"max\"",
+        )),
+    }
+}
+
+/// `keep_alive` as the document describes it: a duration string (`"5m"`) or seconds.
+pub(crate) fn check_keep_alive(keep_alive: Option<&Value>) -> Result<(), GatewayError> {
+    match keep_alive {
+        None | Some(Value::String(_) | Value::Number(_)) => Ok(()),
+        Some(_) => Err(GatewayError::invalid(
+            "keep_alive",
+            "keep_alive: must be a duration string such as \"5m\" or a number of seconds",
+        )),
+    }
+}
+
 /// `reasoning_effort` → native `think`, per Ollama's own table.
 pub(crate) fn think_from_effort(param: &str, effort: &str) -> Result<Option<Value>, GatewayError> {
     Ok(Some(match effort.trim().to_ascii_lowercase().as_str() {
@@ -380,6 +422,17 @@ fn select_tools(
             return Err(GatewayError::invalid(
                 format!("tools[{i}].function.name"),
                 format!("tools[{i}].function.name: must not be empty"),
+            ));
+        }
+        if tool
+            .function
+            .parameters
+            .as_ref()
+            .is_some_and(|p| !p.is_object())
+        {
+            return Err(GatewayError::invalid(
+                format!("tools[{i}].function.parameters"),
+                format!("tools[{i}].function.parameters: must be a JSON schema object"),
             ));
         }
     }
@@ -801,6 +854,23 @@ mod tests {
                 "top_logprobs",
             ),
             (json!({"model":"m","messages":msg,"n":2}), "n"),
+            (json!({"model":"m","messages":msg,"think":-58800}), "think"),
+            (
+                json!({"model":"m","messages":msg,"response_format":{"type":"json_schema","json_schema":{"schema":[null]}}}),
+                "response_format.json_schema.schema",
+            ),
+            (
+                json!({"model":"m","messages":msg,"tools":[{"type":"function","function":{"name":"f","parameters":[null]}}]}),
+                "tools[0].function.parameters",
+            ),
+            (
+                json!({"model":"m","messages":msg,"think":"extreme"}),
+                "think",
+            ),
+            (
+                json!({"model":"m","messages":msg,"keep_alive":{}}),
+                "keep_alive",
+            ),
             (
                 json!({"model":"m","messages":[{"role":"user","content":null}]}),
                 "messages[0].content",

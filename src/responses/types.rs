@@ -27,10 +27,10 @@ pub struct ResponsesRequest {
     #[serde(default)]
     pub tool_choice: Option<ResponsesToolChoice>,
     /// `text.format`: `text`, `json_object` or `json_schema`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::openai::types::object_only")]
     pub text: Option<TextConfig>,
     /// `reasoning.effort` → Ollama's `think`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::openai::types::object_only")]
     pub reasoning: Option<ReasoningConfig>,
     /// Most tokens to generate.
     #[serde(default)]

@@ -14,8 +14,10 @@ use bytes::BytesMut;
 use crate::anthropic::request::{Purpose, chat_request};
 use crate::anthropic::response;
 use crate::anthropic::stream::MessagesStream;
-use crate::anthropic::types::{Message, MessagesRequest, MessagesSseEvent, TokenCount};
-use crate::error::{AnthropicError, AnthropicErrorBody};
+use crate::anthropic::types::{
+    CountTokensRequest, Message, MessagesRequest, MessagesSseEvent, TokenCount,
+};
+use crate::error::{AnthropicError, AnthropicErrorBody, GatewayError};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::JsonBody;
@@ -99,8 +101,14 @@ pub async fn create_message(
     }
     write_named_event(&mut prelude, "ping", &serde_json::json!({"type": "ping"}));
     let (client, shutdown) = (state.upstream.clone(), state.shutdown.clone());
-    let pending: PendingLines<ChatResponse> =
-        Box::pin(async move { Ok(client.native_lines(head.await?, &shutdown)) });
+    let expired = shutdown.expired();
+    let pending: PendingLines<ChatResponse> = Box::pin(async move {
+        // The shutdown grace period ends the wait as it ends a stream.
+        tokio::select! {
+            answer = head => Ok(client.native_lines(answer?, &shutdown)),
+            () = expired => Err(GatewayError::ShuttingDown),
+        }
+    });
     Ok(LineBody::waiting(
         pending,
         prelude,
@@ -126,7 +134,7 @@ fn write_events(translator: &mut MessagesStream, line: ChatResponse, out: &mut B
 /// token generated).
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "Anthropic",
-    request_body = MessagesRequest,
+    request_body = CountTokensRequest,
     responses(
         (status = 200, description = "The prompt's token count", body = TokenCount),
         (status = 400, description = "Invalid request", body = AnthropicErrorBody),

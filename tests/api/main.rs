@@ -7,6 +7,7 @@
 //! One test binary (modules below) keeps link time down.
 
 mod common;
+mod fidelity;
 mod gate;
 mod messages;
 mod native;
