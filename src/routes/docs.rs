@@ -40,14 +40,5 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
-        components.add_security_scheme(
-            "x-api-key",
-            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
-                utoipa::openapi::security::ApiKeyValue::with_description(
-                    "x-api-key",
-                    "The gateway key in Anthropic's header (Anthropic surface only)",
-                ),
-            )),
-        );
     }
 }

@@ -49,7 +49,7 @@ type MessagesResult = Result<Response, AnthropicError>;
         (status = 502, description = "Model server unreachable", body = AnthropicErrorBody),
         (status = 504, description = "Model server timed out", body = AnthropicErrorBody),
     ),
-    security(("bearer" = []), ("x-api-key" = []))
+    security(("bearer" = []))
 )]
 pub async fn create_message(
     State(state): State<AppState>,
@@ -135,6 +135,9 @@ fn write_events(translator: &mut MessagesStream, line: ChatResponse, out: &mut B
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "Anthropic",
     request_body = CountTokensRequest,
+    params(
+        ("x-api-key" = Option<String>, Header, description = "The gateway key, as Anthropic's SDKs send it (or use `Authorization: Bearer`)"),
+    ),
     responses(
         (status = 200, description = "The prompt's token count", body = TokenCount),
         (status = 400, description = "Invalid request", body = AnthropicErrorBody),
@@ -146,7 +149,7 @@ fn write_events(translator: &mut MessagesStream, line: ChatResponse, out: &mut B
         (status = 502, description = "Model server unreachable", body = AnthropicErrorBody),
         (status = 504, description = "Model server timed out", body = AnthropicErrorBody),
     ),
-    security(("bearer" = []), ("x-api-key" = []))
+    security(("bearer" = []))
 )]
 pub async fn count_tokens(
     State(state): State<AppState>,
