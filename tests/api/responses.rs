@@ -403,3 +403,86 @@ async fn a_stalled_stream_ends_with_response_failed() {
     assert_eq!(name, "response.failed", "{events:?}");
     assert_eq!(failed["response"]["error"]["code"], "upstream_timeout");
 }
+
+fn counter(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Both new surfaces are counted like the others: requests by route, tokens by key and model
+/// (the recorder is process-wide, so this test has a key of its own).
+#[tokio::test]
+async fn both_surfaces_are_in_the_metrics() {
+    let path = std::env::temp_dir().join(format!("gw-keys-surfaces-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[keys]]\nname = \"surfaces\"\nkey = \"surfaces-key\"\n",
+    )
+    .unwrap();
+    let file = path.clone();
+    let env = Env::with(move |c| c.config_file = Some(file)).await;
+    let _ = std::fs::remove_file(path);
+    let scrape = || async {
+        let request = env
+            .client
+            .get(env.url("/metrics"))
+            .bearer_auth("surfaces-key");
+        request.send().await.unwrap().text().await.unwrap()
+    };
+    let before = scrape().await;
+    for stream in [false, true] {
+        let mut body = request("llama3.2");
+        body["stream"] = json!(stream);
+        let response = env
+            .client
+            .post(env.url("/v1/responses"))
+            .bearer_auth("surfaces-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+        let response = env
+            .client
+            .post(env.url("/v1/messages"))
+            .header("x-api-key", "surfaces-key")
+            .json(
+                &json!({"model": "llama3.2", "max_tokens": 64, "stream": stream,
+                "messages": [{"role": "user", "content": "Why is the sky blue?"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = scrape().await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        counter(&after, name, labels) - counter(&before, name, labels)
+    };
+    for route in ["/v1/responses", "/v1/messages"] {
+        let labels = [("route", route), ("status", "200"), ("key", "surfaces")];
+        assert_eq!(delta("gateway_requests_total", &labels), 2.0, "{route}");
+    }
+    let trailer = fixture_lines("chat/text.ndjson").pop().unwrap();
+    let ours = [("model", "llama3.2"), ("key", "surfaces")];
+    assert_eq!(
+        delta("gateway_completion_tokens_total", &ours),
+        4.0 * trailer["eval_count"].as_f64().unwrap(),
+        "streamed and whole answers on both surfaces"
+    );
+    assert_eq!(
+        delta("gateway_prompt_tokens_total", &ours),
+        4.0 * trailer["prompt_eval_count"].as_f64().unwrap()
+    );
+}
