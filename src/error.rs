@@ -1,8 +1,9 @@
-//! One error type for the whole gateway, and the two shapes it renders into.
+//! One error type for the whole gateway, and the three shapes it renders into.
 //!
 //! Every failure a client can see is a [`GatewayError`]. Where it is rendered decides the shape:
 //! the OpenAI surface (`/v1/*`) answers `{"error":{"message","type","param","code"}}`, the
-//! Ollama-shaped surfaces (`/chat`, `/models`, `/api/*`) answer Ollama's `{"error":"..."}`.
+//! Anthropic surface (`/v1/messages*`) answers `{"type":"error","error":{"type","message"}}`,
+//! the Ollama-shaped surfaces (`/chat`, `/models`, `/api/*`) answer Ollama's `{"error":"..."}`.
 //! Upstream URLs, hosts and transport details are logged where they happen and never end up in
 //! a message: the variants that describe upstream trouble carry no such text.
 
@@ -181,6 +182,32 @@ impl GatewayError {
         }
     }
 
+    /// Anthropic's `error.type`, by status as Anthropic documents them.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            400 | 405 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            504 => "timeout_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Anthropic's error body, also used for the `error` event of a failed stream.
+    pub fn anthropic_body(&self) -> AnthropicErrorBody {
+        AnthropicErrorBody {
+            r#type: "error",
+            error: AnthropicErrorDetail {
+                r#type: self.anthropic_type().to_owned(),
+                message: self.to_string(),
+            },
+        }
+    }
+
     /// Ollama's error body, also used for the final NDJSON line of a failed stream.
     pub fn ollama_body(&self) -> OllamaErrorBody {
         OllamaErrorBody {
@@ -224,6 +251,7 @@ impl GatewayError {
         }
         let mut response = match surface {
             Surface::OpenAi => (status, Json(self.openai_body())).into_response(),
+            Surface::Anthropic => (status, Json(self.anthropic_body())).into_response(),
             Surface::Ollama => (status, Json(self.ollama_body())).into_response(),
         };
         self.decorate(&mut response);
@@ -239,6 +267,8 @@ impl GatewayError {
 pub enum Surface {
     /// `/v1/*`: OpenAI's error object.
     OpenAi,
+    /// `/v1/messages` and below: Anthropic's error object.
+    Anthropic,
     /// Everything else: Ollama's `{"error": "..."}`.
     Ollama,
 }
@@ -246,7 +276,9 @@ pub enum Surface {
 impl Surface {
     /// The surface a path belongs to, for errors raised before a handler runs.
     pub fn for_path(path: &str) -> Self {
-        if path == "/v1" || path.starts_with("/v1/") {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            Self::Anthropic
+        } else if path == "/v1" || path.starts_with("/v1/") {
             Self::OpenAi
         } else {
             Self::Ollama
@@ -279,6 +311,27 @@ pub struct OpenAiErrorDetail {
     pub code: Option<String>,
 }
 
+/// Anthropic's error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnthropicErrorBody {
+    /// Always `error`.
+    #[schema(value_type = String, example = "error")]
+    pub r#type: &'static str,
+    pub error: AnthropicErrorDetail,
+}
+
+/// The inside of Anthropic's error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnthropicErrorDetail {
+    /// `invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`,
+    /// `request_too_large`, `rate_limit_error`, `api_error`, `overloaded_error` or `timeout_error`.
+    #[schema(example = "invalid_request_error")]
+    pub r#type: String,
+    /// Human-readable description; names the field at fault for a 400.
+    #[schema(example = "max_tokens: field required")]
+    pub message: String,
+}
+
 /// Ollama's error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OllamaErrorBody {
@@ -293,6 +346,22 @@ pub struct OpenAiError(pub GatewayError);
 /// A [`GatewayError`] answered in Ollama's shape (`/chat`, `/models`, `/api/*`).
 #[derive(Debug)]
 pub struct OllamaError(pub GatewayError);
+
+/// A [`GatewayError`] answered in Anthropic's shape (`/v1/messages*` handlers return this).
+#[derive(Debug)]
+pub struct AnthropicError(pub GatewayError);
+
+impl From<GatewayError> for AnthropicError {
+    fn from(err: GatewayError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        self.0.render(Surface::Anthropic)
+    }
+}
 
 impl From<GatewayError> for OpenAiError {
     fn from(err: GatewayError) -> Self {
@@ -351,5 +420,28 @@ mod tests {
         assert_eq!(Surface::for_path("/v1/models"), Surface::OpenAi);
         assert_eq!(Surface::for_path("/v10"), Surface::Ollama);
         assert_eq!(Surface::for_path("/api/chat"), Surface::Ollama);
+        assert_eq!(Surface::for_path("/v1/messages"), Surface::Anthropic);
+        assert_eq!(
+            Surface::for_path("/v1/messages/count_tokens"),
+            Surface::Anthropic
+        );
+        assert_eq!(Surface::for_path("/v1/messagesx"), Surface::OpenAi);
+        assert_eq!(Surface::for_path("/v1/responses"), Surface::OpenAi);
+    }
+
+    #[test]
+    fn anthropic_errors_have_anthropic_types() {
+        let body =
+            GatewayError::invalid("max_tokens", "max_tokens: field required").anthropic_body();
+        assert_eq!(body.r#type, "error");
+        assert_eq!(body.error.r#type, "invalid_request_error");
+        assert_eq!(
+            GatewayError::Unauthorized("x").anthropic_type(),
+            "authentication_error"
+        );
+        assert_eq!(
+            GatewayError::UpstreamTimeout(Duration::from_secs(1)).anthropic_type(),
+            "timeout_error"
+        );
     }
 }

@@ -2,11 +2,13 @@
 //! local Ollama server.
 //!
 //! Layout: [`config`] (every setting), [`state`] (what handlers share), [`error`] (one error
-//! type, two shapes), [`gate`] (keys, allowlist, limits, paths), [`upstream`] (the Ollama
-//! client), [`ollama`] and [`openai`] (wire types and the pure translation between them),
+//! type, three shapes), [`gate`] (keys, allowlist, limits, paths), [`upstream`] (the Ollama
+//! client), [`ollama`], [`openai`], [`responses`] and [`anthropic`] (wire types and the pure
+//! translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
 //! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`].
 
+pub mod anthropic;
 pub mod config;
 pub mod error;
 pub mod gate;
@@ -14,6 +16,7 @@ pub mod http;
 pub mod metrics;
 pub mod ollama;
 pub mod openai;
+pub mod responses;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

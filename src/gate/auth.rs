@@ -1,4 +1,5 @@
-//! Bearer-key authentication, deny by default.
+//! Key authentication, deny by default: `Authorization: Bearer <key>` everywhere, and
+//! `x-api-key: <key>` (what the Anthropic SDKs send) on the Anthropic surface.
 //!
 //! Every route needs a key except the short list in [`is_open_route`]: a route added later is
 //! protected unless someone adds it there on purpose.
@@ -10,7 +11,7 @@ use http::HeaderMap;
 
 use super::Gate;
 use super::keys::Caller;
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Surface};
 
 /// Routes served without a key: liveness, readiness and the API documentation.
 pub const OPEN_ROUTES: &[&str] = &["/health", "/ready", "/openapi.json", "/docs"];
@@ -33,6 +34,23 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// The key from `x-api-key: <key>`.
+pub fn x_api_key(headers: &HeaderMap) -> Option<&str> {
+    let key = headers.get("x-api-key")?.to_str().ok()?.trim();
+    (!key.is_empty()).then_some(key)
+}
+
+/// The key a request on `surface` presents: the bearer key, or on the Anthropic surface
+/// `x-api-key` when there is no `Authorization` header.
+pub fn presented_key(headers: &HeaderMap, surface: Surface) -> Option<&str> {
+    match surface {
+        Surface::Anthropic if !headers.contains_key(http::header::AUTHORIZATION) => {
+            x_api_key(headers)
+        }
+        _ => bearer(headers),
+    }
+}
+
 /// The [`Caller`] behind the request's key, or the 401 to answer. `Ok(None)` for open routes.
 pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, GatewayError> {
     if is_open_route(req.uri().path(), gate.metrics_open) {
@@ -47,11 +65,17 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
             param: None,
         });
     }
-    let Some(caller) = gate.keys.lookup(bearer(req.headers())) else {
-        let message = if req.headers().contains_key(http::header::AUTHORIZATION) {
-            "invalid API key"
-        } else {
-            "missing API key: send Authorization: Bearer <key>"
+    let surface = Surface::for_path(req.uri().path());
+    let headers = req.headers();
+    let Some(caller) = gate.keys.lookup(presented_key(headers, surface)) else {
+        let presented = headers.contains_key(http::header::AUTHORIZATION)
+            || (surface == Surface::Anthropic && headers.contains_key("x-api-key"));
+        let message = match (presented, surface) {
+            (true, _) => "invalid API key",
+            (false, Surface::Anthropic) => {
+                "missing API key: send x-api-key: <key> or Authorization: Bearer <key>"
+            }
+            (false, _) => "missing API key: send Authorization: Bearer <key>",
         };
         return Err(GatewayError::Unauthorized(message));
     };
@@ -99,5 +123,19 @@ mod tests {
         assert_eq!(bearer(&headers), Some("sk-1"));
         headers.insert("authorization", http::HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn x_api_key_counts_only_on_the_anthropic_surface() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", http::HeaderValue::from_static(" sk-2 "));
+        assert_eq!(presented_key(&headers, Surface::Anthropic), Some("sk-2"));
+        assert_eq!(presented_key(&headers, Surface::OpenAi), None);
+        assert_eq!(presented_key(&headers, Surface::Ollama), None);
+        headers.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer sk-1"),
+        );
+        assert_eq!(presented_key(&headers, Surface::Anthropic), Some("sk-1"));
     }
 }

@@ -123,6 +123,14 @@ fn untagged_expectation(message: &str) -> Option<&'static str> {
         "ToolChoice" => {
             "\"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}"
         }
+        "SystemPrompt" => "a string or an array of text blocks",
+        "MessageParamContent" => "a string or an array of content blocks",
+        "ToolResultContent" => "a string or an array of text and image blocks",
+        "ResponseInput" => "a string or an array of input items",
+        "ItemContent" => "a string or an array of content parts",
+        "ResponsesToolChoice" => {
+            "\"none\", \"auto\", \"required\" or {\"type\":\"function\",\"name\":...}"
+        }
         _ => "of another type",
     })
 }

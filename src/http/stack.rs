@@ -7,8 +7,8 @@
 //! 2. **request id**: `x-request-id` from the client (one header, at most 128 of
 //!    `A-Z a-z 0-9 . _ : -`) or else a new UUID (a refused client id is kept, quoted, for the
 //!    audit line); returned on the response and sent upstream.
-//! 3. **trace**: a span per request carrying the request id (`Authorization` is marked
-//!    sensitive, so it never appears in logs).
+//! 3. **trace**: a span per request carrying the request id (`Authorization` and `x-api-key`
+//!    are marked sensitive, so they never appear in logs).
 //! 4. **catch panic**: a bug answers 500 in the surface's error shape, the server keeps serving.
 //! 5. **CORS**: preflights answered here, without a key.
 //! 6. **audit**: one structured line and the metrics per request, written when the response
@@ -71,7 +71,10 @@ pub fn build(state: AppState) -> GatewayService {
         .layer(tower::util::MapRequestLayer::new(normalize_path))
         .layer(tower::util::MapRequestLayer::new(request_id))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ]))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req

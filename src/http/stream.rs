@@ -10,6 +10,7 @@
 //! [`PassthroughBody`] sends a native `/api/*` answer on as it comes, chunk for chunk.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -48,6 +49,32 @@ pub static SSE: Framing = Framing {
     content_type: "text/event-stream",
 };
 
+/// Named server-sent events (`event: <name>\ndata: {...}\n\n`) with no terminator: the
+/// OpenAI Responses stream. Its writer reports failures itself (`error`, `response.failed`); this
+/// error frame is only the fallback.
+pub static NAMED_SSE: Framing = Framing {
+    done: b"",
+    keepalive: Some((Duration::from_secs(15), b":\n\n")),
+    error: |err, out| write_named_event(out, "error", &err.openai_body()),
+    content_type: "text/event-stream",
+};
+
+/// Anthropic's Messages stream: named events, no terminator, an `error` event on failure, and
+/// a `ping` event whenever the model has been quiet for [`ANTHROPIC_PING_EVERY`].
+pub static ANTHROPIC_SSE: Framing = Framing {
+    done: b"",
+    keepalive: Some((
+        ANTHROPIC_PING_EVERY,
+        b"event: ping\ndata: {\"type\":\"ping\"}\n\n",
+    )),
+    error: |err, out| write_named_event(out, "error", &err.anthropic_body()),
+    content_type: "text/event-stream",
+};
+
+/// How long an Anthropic stream may be quiet before a `ping` event (Anthropic's SDKs and Claude
+/// Code read a ping as "still working"; a thinking model can be quiet for a while).
+pub const ANTHROPIC_PING_EVERY: Duration = Duration::from_secs(2);
+
 /// Ollama's NDJSON: one JSON object per line; a failure is an `{"error": ...}` line.
 pub static NDJSON: Framing = Framing {
     done: b"",
@@ -56,9 +83,44 @@ pub static NDJSON: Framing = Framing {
     content_type: "application/x-ndjson",
 };
 
+/// What turns upstream lines into a surface's bytes. Any `FnMut(line, raw, out)` is one; a
+/// translator that must report a failure in its own terms (with the stream's id and sequence
+/// numbers) implements [`fail`](Self::fail) too.
+pub trait LineWriter<T>: Send + Unpin + 'static {
+    /// Append the bytes for one upstream line.
+    fn line(&mut self, line: T, raw: Bytes, out: &mut BytesMut);
+    /// Append the frames that report `err` and return true, or return false to let the
+    /// framing write its standard error frame.
+    fn fail(&mut self, err: &GatewayError, out: &mut BytesMut) -> bool {
+        let _ = (err, out);
+        false
+    }
+}
+
+impl<T, F> LineWriter<T> for F
+where
+    F: FnMut(T, Bytes, &mut BytesMut) + Send + Unpin + 'static,
+{
+    fn line(&mut self, line: T, raw: Bytes, out: &mut BytesMut) {
+        self(line, raw, out);
+    }
+}
+
+/// The upstream answer still on its way: resolves to its lines once Ollama's response head
+/// arrives (or to the error that came instead).
+pub type PendingLines<T> =
+    Pin<Box<dyn Future<Output = Result<NativeLines<T>, GatewayError>> + Send + 'static>>;
+
+/// Where a body's lines come from.
+enum Source<T> {
+    /// Ollama has not answered yet; keep-alives go out meanwhile.
+    Waiting(PendingLines<T>),
+    Ready(NativeLines<T>),
+}
+
 /// A response body that writes each upstream line as the route's `write` function frames it.
 pub struct LineBody<T, F> {
-    lines: NativeLines<T>,
+    lines: Source<T>,
     write: F,
     framing: &'static Framing,
     keepalive: Option<Pin<Box<Sleep>>>,
@@ -83,8 +145,26 @@ where
         started: Instant,
         write: F,
     ) -> Self {
+        Self::with_writer(lines, framing, audit, started, write)
+    }
+}
+
+impl<T, F> LineBody<T, F>
+where
+    T: NativeLine,
+    F: LineWriter<T>,
+{
+    /// A body for `lines` written by a [`LineWriter`] (a translator that reports failures in
+    /// its own terms); `started` is when the upstream request was sent (for the audit).
+    pub fn with_writer(
+        lines: NativeLines<T>,
+        framing: &'static Framing,
+        audit: Audit,
+        started: Instant,
+        write: F,
+    ) -> Self {
         Self {
-            lines,
+            lines: Source::Ready(lines),
             write,
             framing,
             keepalive: framing
@@ -93,6 +173,33 @@ where
             audit,
             started,
             out: BytesMut::new(),
+            ended: false,
+            _open: InFlight::stream(),
+        }
+    }
+
+    /// A body whose upstream has not answered yet: `prelude` (the stream's opening events) goes
+    /// out at once, keep-alives while Ollama is quiet, then the lines as for
+    /// [`with_writer`](Self::with_writer); an upstream error before its first byte is reported
+    /// in the stream, as a failure after it would be.
+    pub fn waiting(
+        pending: PendingLines<T>,
+        prelude: BytesMut,
+        framing: &'static Framing,
+        audit: Audit,
+        started: Instant,
+        write: F,
+    ) -> Self {
+        Self {
+            lines: Source::Waiting(pending),
+            write,
+            framing,
+            keepalive: framing
+                .keepalive
+                .map(|(every, _)| Box::pin(tokio::time::sleep(every))),
+            audit,
+            started,
+            out: prelude,
             ended: false,
             _open: InFlight::stream(),
         }
@@ -119,7 +226,7 @@ where
 impl<T, F> http_body::Body for LineBody<T, F>
 where
     T: NativeLine,
-    F: FnMut(T, Bytes, &mut BytesMut) + Send + Unpin + 'static,
+    F: LineWriter<T>,
 {
     type Data = Bytes;
     type Error = Infallible;
@@ -129,12 +236,27 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
+        // The opening events of a body that started before its upstream answered.
+        if !this.out.is_empty() && !this.ended {
+            return this.frame();
+        }
         while !this.ended {
-            match Pin::new(&mut this.lines).poll_next(cx) {
+            let polled = match &mut this.lines {
+                Source::Ready(lines) => Pin::new(lines).poll_next(cx),
+                Source::Waiting(pending) => match pending.as_mut().poll(cx) {
+                    Poll::Ready(Ok(lines)) => {
+                        this.lines = Source::Ready(lines);
+                        continue;
+                    }
+                    Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
+                    Poll::Pending => Poll::Pending,
+                },
+            };
+            match polled {
                 Poll::Ready(Some(Ok((line, raw)))) => {
                     this.audit.observe_line(&line, this.started);
                     let done = line.is_done();
-                    (this.write)(line, raw, &mut this.out);
+                    this.write.line(line, raw, &mut this.out);
                     if done {
                         this.out.extend_from_slice(this.framing.done);
                         this.ended = true;
@@ -147,7 +269,9 @@ where
                 Poll::Ready(Some(Err(err))) => {
                     this.audit
                         .set_stream_error(err.code().unwrap_or("upstream_error"));
-                    (this.framing.error)(&err, &mut this.out);
+                    if !this.write.fail(&err, &mut this.out) {
+                        (this.framing.error)(&err, &mut this.out);
+                    }
                     this.ended = true;
                     return this.frame();
                 }
@@ -359,6 +483,14 @@ pub fn write_event<T: Serialize>(out: &mut BytesMut, value: &T) {
         out.extend_from_slice(&fallback);
     }
     out.extend_from_slice(b"\n\n");
+}
+
+/// Append one named SSE event, `event: <name>\ndata: <json>\n\n`.
+pub fn write_named_event<T: Serialize>(out: &mut BytesMut, name: &str, value: &T) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.put_u8(b'\n');
+    write_event(out, value);
 }
 
 /// Append one NDJSON line.

@@ -69,10 +69,22 @@ pub fn chat_request(
     };
     let think = match effort {
         Some((param, effort)) => think_from_effort(param, effort)?,
-        None => request.think,
+        None => {
+            check_think(request.think.as_ref())?;
+            request.think
+        }
     };
+    check_keep_alive(request.keep_alive.as_ref())?;
 
     let tools = select_tools(request.tools, request.tool_choice)?;
+    if let Some(ResponseFormat::JsonSchema { json_schema }) = &request.response_format
+        && json_schema.schema.as_ref().is_some_and(|s| !s.is_object())
+    {
+        return Err(GatewayError::invalid(
+            "response_format.json_schema.schema",
+            "response_format.json_schema.schema: must be a JSON schema object",
+        ));
+    }
     let format = request.response_format.and_then(|format| match format {
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(Value::String("json".into())),
@@ -148,6 +160,7 @@ pub fn completion_request(
         repeat_penalty: request.repeat_penalty,
     }
     .write_into(&mut options)?;
+    check_keep_alive(request.keep_alive.as_ref())?;
     let stream = request.stream.unwrap_or(false);
     let include_usage = request
         .stream_options
@@ -199,6 +212,7 @@ pub fn embed_request(request: EmbeddingRequest) -> Result<EmbedRequest, GatewayE
             ));
         }
     };
+    check_keep_alive(request.keep_alive.as_ref())?;
     Ok(EmbedRequest {
         model: request.model,
         input,
@@ -208,25 +222,28 @@ pub fn embed_request(request: EmbeddingRequest) -> Result<EmbedRequest, GatewayE
     })
 }
 
-/// Sampling fields shared by chat and completions, written into native `options`.
-/// Only what the client sent is written: Ollama's own layer forces `temperature: 1.0` and
-/// `top_p: 1.0`, overriding the Modelfile (gap G4); we do not.
-struct Sampling {
-    max_tokens: Option<i64>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    seed: Option<i64>,
-    stop: Option<StopSequences>,
-    frequency_penalty: Option<f64>,
-    presence_penalty: Option<f64>,
-    top_k: Option<i64>,
-    min_p: Option<f64>,
-    num_ctx: Option<i64>,
-    repeat_penalty: Option<f64>,
+/// Sampling fields shared by every surface that translates to `/api/chat` or `/api/generate`,
+/// written into native `options`. Only what the client sent is written: Ollama's own layer
+/// forces `temperature: 1.0` and `top_p: 1.0`, overriding the Modelfile (gap G4); we do not.
+/// `max_tokens` is written as it is: the caller checks it under its own field name.
+#[derive(Debug, Default)]
+pub(crate) struct Sampling {
+    pub(crate) max_tokens: Option<i64>,
+    pub(crate) temperature: Option<f64>,
+    pub(crate) top_p: Option<f64>,
+    pub(crate) seed: Option<i64>,
+    pub(crate) stop: Option<StopSequences>,
+    pub(crate) frequency_penalty: Option<f64>,
+    pub(crate) presence_penalty: Option<f64>,
+    pub(crate) top_k: Option<i64>,
+    pub(crate) min_p: Option<f64>,
+    pub(crate) num_ctx: Option<i64>,
+    pub(crate) repeat_penalty: Option<f64>,
 }
 
 impl Sampling {
-    fn write_into(self, options: &mut Map<String, Value>) -> Result<(), GatewayError> {
+    /// Check the ranges and write the fields the client sent into `options`.
+    pub(crate) fn write_into(self, options: &mut Map<String, Value>) -> Result<(), GatewayError> {
         let mut set = |key: &str, value: Value| {
             options.insert(key.to_owned(), value);
         };
@@ -274,7 +291,7 @@ impl Sampling {
     }
 }
 
-fn check_model(model: &str) -> Result<(), GatewayError> {
+pub(crate) fn check_model(model: &str) -> Result<(), GatewayError> {
     if model.trim().is_empty() {
         return Err(GatewayError::invalid("model", "model: must not be empty"));
     }
@@ -292,7 +309,10 @@ fn check_n(n: Option<i64>) -> Result<(), GatewayError> {
     }
 }
 
-fn check_max_tokens(param: &str, value: Option<i64>) -> Result<Option<i64>, GatewayError> {
+pub(crate) fn check_max_tokens(
+    param: &str,
+    value: Option<i64>,
+) -> Result<Option<i64>, GatewayError> {
     match value {
         Some(n) if n < 1 => Err(GatewayError::invalid(
             param,
@@ -302,7 +322,7 @@ fn check_max_tokens(param: &str, value: Option<i64>) -> Result<Option<i64>, Gate
     }
 }
 
-fn check_range(
+pub(crate) fn check_range(
     param: &str,
     value: Option<f64>,
     min: f64,
@@ -317,7 +337,7 @@ fn check_range(
     }
 }
 
-fn check_range_int(
+pub(crate) fn check_range_int(
     param: &str,
     value: Option<i64>,
     min: i64,
@@ -332,8 +352,36 @@ fn check_range_int(
     }
 }
 
+/// `think` as the document describes it: `true`/`false` or a level (`low`, `medium`, `high`,
+/// `max`). Anything else (a number, an object) would reach Ollama unchecked.
+pub(crate) fn check_think(think: Option<&Value>) -> Result<(), GatewayError> {
+    match think {
+        None | Some(Value::Bool(_)) => Ok(()),
+        Some(Value::String(level))
+            if matches!(level.as_str(), "low" | "medium" | "high" | "max") =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(GatewayError::invalid(
+            "think",
+            "think: must be true, false, \"low\", \"medium\", \"high\" or \"max\"",
+        )),
+    }
+}
+
+/// `keep_alive` as the document describes it: a duration string (`"5m"`) or seconds.
+pub(crate) fn check_keep_alive(keep_alive: Option<&Value>) -> Result<(), GatewayError> {
+    match keep_alive {
+        None | Some(Value::String(_) | Value::Number(_)) => Ok(()),
+        Some(_) => Err(GatewayError::invalid(
+            "keep_alive",
+            "keep_alive: must be a duration string such as \"5m\" or a number of seconds",
+        )),
+    }
+}
+
 /// `reasoning_effort` → native `think`, per Ollama's own table.
-fn think_from_effort(param: &str, effort: &str) -> Result<Option<Value>, GatewayError> {
+pub(crate) fn think_from_effort(param: &str, effort: &str) -> Result<Option<Value>, GatewayError> {
     Ok(Some(match effort.trim().to_ascii_lowercase().as_str() {
         "" => return Ok(None),
         "none" => Value::Bool(false),
@@ -376,6 +424,17 @@ fn select_tools(
                 format!("tools[{i}].function.name: must not be empty"),
             ));
         }
+        if tool
+            .function
+            .parameters
+            .as_ref()
+            .is_some_and(|p| !p.is_object())
+        {
+            return Err(GatewayError::invalid(
+                format!("tools[{i}].function.parameters"),
+                format!("tools[{i}].function.parameters: must be a JSON schema object"),
+            ));
+        }
     }
     let selected: Vec<&Tool> = match &choice {
         Some(ToolChoice::Mode(ToolChoiceMode::None)) => return Ok(None),
@@ -399,18 +458,31 @@ fn select_tools(
         selected
             .into_iter()
             .map(|tool| {
-                let mut function = Map::new();
-                function.insert("name".into(), tool.function.name.clone().into());
-                if let Some(description) = &tool.function.description {
-                    function.insert("description".into(), description.clone().into());
-                }
-                if let Some(parameters) = &tool.function.parameters {
-                    function.insert("parameters".into(), parameters.clone());
-                }
-                json!({"type": "function", "function": function})
+                native_tool(
+                    &tool.function.name,
+                    tool.function.description.as_deref(),
+                    tool.function.parameters.as_ref(),
+                )
             })
             .collect(),
     ))
+}
+
+/// One function tool in Ollama's shape; `parameters` verbatim.
+pub(crate) fn native_tool(
+    name: &str,
+    description: Option<&str>,
+    parameters: Option<&Value>,
+) -> Value {
+    let mut function = Map::new();
+    function.insert("name".into(), name.into());
+    if let Some(description) = description {
+        function.insert("description".into(), description.into());
+    }
+    if let Some(parameters) = parameters {
+        function.insert("parameters".into(), parameters.clone());
+    }
+    json!({"type": "function", "function": function})
 }
 
 /// Convert the conversation. Keeps one native message per OpenAI message.
@@ -524,7 +596,7 @@ fn content_and_images(
 }
 
 /// `data:image/<any>;base64,<data>` → the base64 payload, checked.
-fn image_from_data_url(param: &str, url: &str) -> Result<String, GatewayError> {
+pub(crate) fn image_from_data_url(param: &str, url: &str) -> Result<String, GatewayError> {
     if url.starts_with("http://") || url.starts_with("https://") {
         return Err(GatewayError::invalid(
             param,
@@ -558,7 +630,7 @@ fn image_from_data_url(param: &str, url: &str) -> Result<String, GatewayError> {
     Ok(data.to_owned())
 }
 
-fn check_base64(param: &str, data: &str) -> Result<(), GatewayError> {
+pub(crate) fn check_base64(param: &str, data: &str) -> Result<(), GatewayError> {
     let decoded = base64::engine::general_purpose::STANDARD.decode(data.trim());
     match decoded {
         Ok(bytes) if !bytes.is_empty() => Ok(()),
@@ -782,6 +854,23 @@ mod tests {
                 "top_logprobs",
             ),
             (json!({"model":"m","messages":msg,"n":2}), "n"),
+            (json!({"model":"m","messages":msg,"think":-58800}), "think"),
+            (
+                json!({"model":"m","messages":msg,"response_format":{"type":"json_schema","json_schema":{"schema":[null]}}}),
+                "response_format.json_schema.schema",
+            ),
+            (
+                json!({"model":"m","messages":msg,"tools":[{"type":"function","function":{"name":"f","parameters":[null]}}]}),
+                "tools[0].function.parameters",
+            ),
+            (
+                json!({"model":"m","messages":msg,"think":"extreme"}),
+                "think",
+            ),
+            (
+                json!({"model":"m","messages":msg,"keep_alive":{}}),
+                "keep_alive",
+            ),
             (
                 json!({"model":"m","messages":[{"role":"user","content":null}]}),
                 "messages[0].content",

@@ -11,6 +11,22 @@ use utoipa::ToSchema;
 
 use crate::ollama::types::Logprob;
 
+/// `deserialize_with` for an optional object field: serde's derived structs also accept an
+/// array of their fields in order (`[null, null]`), which the document does not allow.
+pub fn object_only<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(value @ Value::Object(_)) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        Some(_) => Err(serde::de::Error::custom("expected an object")),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chat completions: request
 // ---------------------------------------------------------------------------------------------

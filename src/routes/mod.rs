@@ -2,6 +2,8 @@
 //! and the document cannot drift apart.
 //!
 //! - [`v1`]: the OpenAI-compatible surface.
+//! - [`responses`]: OpenAI's Responses API, `POST /v1/responses`.
+//! - [`messages`]: Anthropic's Messages API, `POST /v1/messages`.
 //! - [`simple`]: `GET /models` and `POST /chat`, Ollama-shaped.
 //! - [`native`]: `/api/*` passthrough.
 //! - [`health`]: `/health`, `/ready`, `/metrics`.
@@ -9,7 +11,9 @@
 
 pub mod docs;
 pub mod health;
+pub mod messages;
 pub mod native;
+pub mod responses;
 pub mod simple;
 pub mod v1;
 
@@ -32,6 +36,9 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(v1::completions))
         .routes(routes!(v1::embeddings))
         .routes(routes!(v1::list_models))
+        .routes(routes!(responses::create_response))
+        .routes(routes!(messages::create_message))
+        .routes(routes!(messages::count_tokens))
         .routes(routes!(simple::models))
         .routes(routes!(simple::chat))
         .routes(routes!(native::chat))

@@ -171,6 +171,26 @@ fn validate_chat(body: &ChatRequest) -> Result<(), GatewayError> {
             ));
         }
     }
+    crate::openai::request::check_think(body.think.as_ref())?;
+    if let Some(i) = body
+        .tools
+        .as_deref()
+        .and_then(|tools| tools.iter().position(|t| !t.is_object()))
+    {
+        return Err(GatewayError::invalid(
+            format!("tools[{i}]"),
+            format!("tools[{i}]: must be a tool object"),
+        ));
+    }
+    if let Some(format) = &body.format
+        && !(format.is_object() || format == "json")
+    {
+        return Err(GatewayError::invalid(
+            "format",
+            "format: must be \"json\" or a JSON schema object",
+        ));
+    }
+    crate::openai::request::check_keep_alive(body.keep_alive.as_ref())?;
     if let Some(n) = body.top_logprobs
         && n > 20
     {

@@ -94,8 +94,10 @@ pub async fn chat_completions(
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
         (status = 404, description = "Model not found", body = OpenAiErrorBody),
+        (status = 413, description = "Body too large", body = OpenAiErrorBody),
         (status = 429, description = "Rate limited", body = OpenAiErrorBody),
         (status = 502, description = "Model server unreachable", body = OpenAiErrorBody),
+        (status = 504, description = "Model server timed out", body = OpenAiErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -146,8 +148,10 @@ pub async fn completions(
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
         (status = 404, description = "Model not found", body = OpenAiErrorBody),
+        (status = 413, description = "Body too large", body = OpenAiErrorBody),
         (status = 429, description = "Rate limited", body = OpenAiErrorBody),
         (status = 502, description = "Model server unreachable", body = OpenAiErrorBody),
+        (status = 504, description = "Model server timed out", body = OpenAiErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -221,3 +221,48 @@ pub fn fixture_text(name: &str) -> String {
         .filter_map(|l| l["message"]["content"].as_str())
         .collect()
 }
+
+/// Named SSE events of a response, read with a real SSE parser: (event name, JSON data).
+pub async fn named_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    sse_events(response)
+        .await
+        .into_iter()
+        .map(|(name, data)| {
+            let value = serde_json::from_str(&data)
+                .unwrap_or_else(|_| panic!("event {name} is not JSON: {data}"));
+            (name, value)
+        })
+        .collect()
+}
+
+/// SSE events of a response: (event name, raw data).
+pub async fn sse_events(response: reqwest::Response) -> Vec<(String, String)> {
+    assert_eq!(response.status(), 200, "stream status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "content type {content_type}"
+    );
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(|event| {
+            let event = event.expect("well-formed SSE");
+            (event.event, event.data)
+        })
+        .collect()
+        .await
+}
+
+/// The concatenated `message.<field>` of a chat fixture (`content` or `thinking`).
+pub fn fixture_field(name: &str, field: &str) -> String {
+    fixture_lines(name)
+        .iter()
+        .filter_map(|l| l["message"][field].as_str())
+        .collect()
+}

@@ -9,10 +9,13 @@
 mod acme;
 mod attacks;
 mod common;
+mod fidelity;
 mod gate;
+mod messages;
 mod native;
 mod openapi;
 mod operations;
+mod responses;
 mod simple;
 mod tls;
 mod v1_chat;

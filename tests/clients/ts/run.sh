@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The TypeScript client suite under Node 20: plain fetch (SSE from /v1, NDJSON from /chat) and the
-# openai npm package, plus the README's fetch example. Needs GATEWAY_URL, GATEWAY_KEY,
+# openai npm package and @anthropic-ai/sdk, plus the README's fetch example. Needs GATEWAY_URL, GATEWAY_KEY,
 # GATEWAY_LIMITED_KEY and GATEWAY_RATELIMITED_KEY (tests/run.sh exports them after
 # start_servers); run alone, it starts its own fake Ollama and gateway.
 set -euo pipefail

@@ -1,0 +1,14 @@
+//! Anthropic's Messages API: wire types and the translation to and from Ollama's `/api/chat`.
+//!
+//! - [`types`]: request, response and stream event types.
+//! - [`request`]: validate a Messages request and build the native one.
+//! - [`response`]: a native answer → a `message`.
+//! - [`stream`]: native NDJSON lines → the named Messages stream events.
+//!
+//! Validation helpers, image checks and tool serialisation are shared with the OpenAI
+//! translator (`crate::openai::request`).
+
+pub mod request;
+pub mod response;
+pub mod stream;
+pub mod types;

@@ -1,0 +1,118 @@
+//! Validation exactly as strict as the document: values the OpenAPI document does not allow
+//! are refused before anything goes upstream, on every surface that takes them (cases found by
+//! schemathesis' `negative_data_rejection` check).
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn values_outside_the_document_are_refused() {
+    let env = Env::start().await;
+    let ask = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (
+            "/chat",
+            json!({"model": "qwen3", "messages": ask, "think": -58800}),
+            "think",
+        ),
+        (
+            "/chat",
+            json!({"model": "qwen3", "messages": ask, "keep_alive": {}}),
+            "keep_alive",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "qwen3", "messages": ask, "think": -58800}),
+            "think",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "qwen3", "messages": ask, "think": "extreme"}),
+            "think",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "qwen3", "messages": ask, "keep_alive": []}),
+            "keep_alive",
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "prompt": "hi", "keep_alive": {}}),
+            "keep_alive",
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "all-minilm", "input": "hi", "keep_alive": {}}),
+            "keep_alive",
+        ),
+        (
+            "/chat",
+            json!({"model": "llama3.2", "messages": ask, "format": -58800}),
+            "format",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": ask,
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": [null, null]}}]}),
+            "tools[0].function.parameters",
+        ),
+        (
+            "/chat",
+            json!({"model": "llama3.2", "messages": ask, "tools": [[null, null]]}),
+            "tools[0]",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": ask, "response_format":
+                {"type": "json_schema", "json_schema": {"name": "x", "schema": [null, null]}}}),
+            "response_format.json_schema.schema",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "hi", "reasoning": [null, null]}),
+            "reasoning",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "hi", "text": [null]}),
+            "text",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": ask, "metadata": [null, null]}),
+            "metadata",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, out) = env.post_json(path, &body).await;
+        assert_eq!(status, 400, "{path} {body}: {out}");
+        let text = out.to_string();
+        assert!(text.contains(field), "{path}: {out}");
+        if path.starts_with("/v1/") && !path.starts_with("/v1/messages") {
+            assert_eq!(out["error"]["param"], field, "{path}: {out}");
+        }
+    }
+    for path in ["/api/chat", "/api/generate", "/api/embed"] {
+        assert_eq!(
+            env.upstream_calls(path),
+            0,
+            "nothing went upstream to {path}"
+        );
+    }
+
+    // What the document allows still goes through.
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            json!({"model": "qwen3", "messages": ask, "think": "high", "keep_alive": "5m"}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "all-minilm", "input": "hi", "keep_alive": -1}),
+        ),
+    ] {
+        let (status, out) = env.post_json(path, &body).await;
+        assert_eq!(status, 200, "{path}: {out}");
+    }
+}
