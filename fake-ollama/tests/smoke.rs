@@ -262,7 +262,15 @@ async fn failure_models() {
         assert!(body["error"].is_string(), "{model}: {body}");
     }
 
-    for model in ["fail-midstream", "fail-cut", "fail-corrupt"] {
+    // A run cut short without an error: 200 with what came and `done: false`, as real Ollama.
+    let response = post(&fake, "/api/chat", chat("fail-cut", false)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["done"], false, "{body}");
+    assert!(body["message"]["content"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(body.get("eval_count").is_none(), "{body}");
+
+    for model in ["fail-midstream", "fail-corrupt"] {
         let response = post(&fake, "/api/chat", chat(model, false)).await;
         assert_eq!(response.status(), 500, "{model}");
         let body: Value = response.json().await.expect("json");

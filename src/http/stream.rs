@@ -172,9 +172,10 @@ where
     }
 }
 
-/// A native answer passed through chunk for chunk. If the upstream fails mid-answer, an NDJSON
-/// stream ends with an `{"error": ...}` line (on a line of its own); any other body is cut off,
-/// as there is no in-band way to say it.
+/// A native answer passed through chunk for chunk. If the upstream fails mid-answer, or a
+/// successful NDJSON stream ends without its `done: true` line (real Ollama 0.24 sometimes ends
+/// a long generation early with a clean EOF), an NDJSON stream ends with an `{"error": ...}`
+/// line (on a line of its own); any other body is cut off, as there is no in-band way to say it.
 pub struct PassthroughBody {
     chunks: UpstreamChunks,
     ndjson: bool,
@@ -182,7 +183,8 @@ pub struct PassthroughBody {
     /// The audit record gets the time to the first and the last byte and Ollama's token counts,
     /// if there is one.
     audit: Option<Audit>,
-    /// The answer's last line, for the token counts (only with an audit record).
+    /// The answer's last line, for the token counts (with an audit record) and to see that an
+    /// NDJSON stream ended with its `done` line.
     tail: Option<Tail>,
     started: Instant,
     ended: bool,
@@ -201,12 +203,27 @@ impl PassthroughBody {
             chunks,
             ndjson,
             at_line_start: true,
-            tail: audit.as_ref().map(|_| Tail::default()),
+            tail: (audit.is_some() || ndjson).then(Tail::default),
             audit,
             started,
             ended: false,
             _open: ndjson.then(InFlight::stream),
         }
+    }
+}
+
+impl PassthroughBody {
+    /// End an NDJSON stream with an error line (on a line of its own).
+    fn fail(&self, err: GatewayError) -> Poll<Option<Result<Frame<Bytes>, GatewayError>>> {
+        if let Some(audit) = &self.audit {
+            audit.set_stream_error(err.code().unwrap_or("upstream_error"));
+        }
+        let mut out = BytesMut::new();
+        if !self.at_line_start {
+            out.put_u8(b'\n');
+        }
+        (NDJSON.error)(&err, &mut out);
+        Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
     }
 }
 
@@ -238,13 +255,19 @@ impl http_body::Body for PassthroughBody {
             }
             Poll::Ready(None) => {
                 this.ended = true;
+                let last = this.tail.as_ref().and_then(Tail::last_line);
                 if let Some(audit) = &this.audit {
                     audit.set_upstream_time(this.started.elapsed());
-                    if let Some((prompt, completion)) =
-                        this.tail.as_ref().and_then(Tail::token_counts)
-                    {
-                        audit.set_tokens(prompt, completion);
+                    if let Some(last) = &last {
+                        if let Some((prompt, completion)) = last.token_counts() {
+                            audit.set_tokens(prompt, completion);
+                        }
+                        audit.set_load_duration(last.load_duration);
                     }
+                }
+                if this.ndjson && !last.is_some_and(|l| l.ends_stream()) {
+                    tracing::warn!("upstream NDJSON stream ended before its done line");
+                    return this.fail(GatewayError::UpstreamInterrupted);
                 }
                 Poll::Ready(None)
             }
@@ -253,12 +276,7 @@ impl http_body::Body for PassthroughBody {
                 if !this.ndjson {
                     return Poll::Ready(Some(Err(err)));
                 }
-                let mut out = BytesMut::new();
-                if !this.at_line_start {
-                    out.put_u8(b'\n');
-                }
-                (NDJSON.error)(&err, &mut out);
-                Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
+                this.fail(err)
             }
         }
     }

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 
 pub use chunks::{UpstreamBody, UpstreamChunks};
 pub use lines::{NativeLine, NativeLines};
-pub use tail::Tail;
+pub use tail::{LastLine, Tail};
 
 use crate::error::GatewayError;
 
