@@ -80,7 +80,8 @@ target="${CARGO_TARGET_DIR:-$root/target}/debug"
 ollama_port="$(free_port)"
 OLLAMA_NUM_PARALLEL=1 OLLAMA_DEBUG=1 OLLAMA_KEEP_ALIVE=5m \
     "$shared/start.sh" "$ollama_port" "$work/ollama" keep
-export OLLAMA_URL="http://127.0.0.1:$ollama_port"
+export OLLAMA_URL="http://127.0.0.1:$ollama_port" OLLAMA_SHARED_DIR="$shared"
+export GATEWAY_BIN="$target/ollama-gateway"
 export OLLAMA_LOG="$work/ollama/ollama.log"
 if [ "${1:-}" = "--record" ]; then
     (cd "$here" && "$venv/bin/python" record.py)

@@ -172,3 +172,18 @@ def test_model_list_and_model_are_ollamas(direct, gateway):
         a, b = gateway.get(f"/v1/models/{name}"), direct.get(f"/v1/models/{name}")
         assert (a.status_code, b.status_code) == (200, 200), name
         assert a.json() == b.json(), name
+
+
+def test_only_the_sampling_fields_sent_are_forwarded(direct, gateway):
+    # Difference: no forced sampling. Without temperature/top_p in the request, the gateway
+    # sends none, so the model's own settings apply (its Modelfile: seed 42 and Ollama's
+    # defaults) and the answer is the native one; Ollama's /v1 sends its own temperature and
+    # top_p of 1.0 and answers something else.
+    body = {"model": "tiny", "messages": MESSAGES, "max_tokens": 6}
+    native = direct.post(
+        "/api/chat", json={**body, "stream": False, "options": {"num_predict": 6}}
+    ).json()["message"]["content"]
+    ours = gateway.post("/v1/chat/completions", json=body).json()
+    theirs = direct.post("/v1/chat/completions", json=body).json()
+    assert ours["choices"][0]["message"]["content"] == native
+    assert theirs["choices"][0]["message"]["content"] != native
