@@ -210,9 +210,7 @@ impl PassthroughBody {
             _open: ndjson.then(InFlight::stream),
         }
     }
-}
 
-impl PassthroughBody {
     /// End an NDJSON stream with an error line (on a line of its own).
     fn fail(&self, err: GatewayError) -> Poll<Option<Result<Frame<Bytes>, GatewayError>>> {
         if let Some(audit) = &self.audit {

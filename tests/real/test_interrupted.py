@@ -1,10 +1,9 @@
-"""A stream the real server breaks off is reported as incomplete on every streamed surface.
+"""A stream the real server breaks off is reported as incomplete.
 
-Real Ollama 0.24 sometimes ends a long generation early with a clean end of the body and no
-`done: true` line; that could not be provoked on demand here (the fake's `fail-cut` covers it in
-tests/api). What can be provoked is the real server going away mid-stream: this test starts a
-second Ollama and a gateway of its own, kills that Ollama (SIGKILL) after a few tokens, and
-checks that the client is told: an `{"error"}` line on `/api/chat` (passed through unparsed),
+test_incomplete.py covers Ollama ending an answer cleanly without its `done` line; this is the
+other way a stream ends early: the server going away mid-stream. The test starts a second
+Ollama and a gateway of its own, kills that Ollama (SIGKILL) after a few tokens, and checks that
+the client is told: an `{"error"}` line on `/api/chat` (passed through unparsed),
 an error event and no `[DONE]` on `/v1`."""
 
 from __future__ import annotations
