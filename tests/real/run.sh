@@ -38,16 +38,18 @@ stop_all() {
     local status=$?
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     if [ -f "$work/ollama/ollama.pid" ]; then
-        kill "$(cat "$work/ollama/ollama.pid")" 2>/dev/null || true
+        local serve runners
+        serve="$(cat "$work/ollama/ollama.pid")"
+        # Its runners (one per loaded model) are its children: noted now, by pid.
+        runners="$(cat /proc/"$serve"/task/*/children 2>/dev/null || true)"
+        kill "$serve" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$serve" 2>/dev/null || break
+            sleep 0.1
+        done
+        for pid in $runners; do kill "$pid" 2>/dev/null || true; done
     fi
     wait 2>/dev/null || true
-    # The Ollama runner is a child of `ollama serve` and goes with it; wait until it has.
-    for _ in $(seq 1 50); do
-        pgrep -f "$work/ollama/" >/dev/null 2>&1 || break
-        sleep 0.1
-    done
-    # Still there (its server died hard): the runner of this run's store, by its own path.
-    pkill -f "$work/ollama/models/" 2>/dev/null || true
     if [ "$status" -ne 0 ]; then
         echo "tests/real: logs kept in $work" >&2
     else
