@@ -635,12 +635,85 @@ general_settings:
         self.results["cancel"] = self.client_scenario(args, timeout=900)
         log("cancellation: done")
 
+    def scenario_real(self) -> None:
+        """Streams against the real Ollama (../shared/ollama, the tiny model), direct and through
+        a gateway in front of it, interleaved stream by stream; the gateway's CPU per token."""
+        start_sh = Path(self.opts.ollama_dir) / "start.sh"
+        if not start_sh.is_file():
+            self.results["unavailable"]["real-ollama"] = f"no {start_sh}"
+            log(f"real Ollama: unavailable (no {start_sh})")
+            return
+        port, gw_port = free_ports(2)
+        store = WORK / "real-ollama"
+        subprocess.run(["rm", "-rf", str(store)], check=False)
+        base = f"http://127.0.0.1:{port}"
+        with open(WORK / "real-ollama-start.log", "wb") as logfile:
+            starter = subprocess.Popen([str(start_sh), str(port), str(store)], stdout=logfile,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        group = starter.pid  # `ollama serve` stays in start.sh's process group
+        gateway = None
+        try:
+            if starter.wait(timeout=120) != 0:
+                self.results["unavailable"]["real-ollama"] = "start.sh failed (see bench/work/real-ollama-start.log)"
+                return
+            serve = int((store / "ollama.pid").read_text())
+            gateway = self.gateway_service("gateway-real", gw_port, {
+                "OLLAMA_URL": base, "GATEWAY_AUTH": "on", "GATEWAY_RATE_LIMIT": "100000000",
+                "GATEWAY_RATE_BURST": "1000000", "GATEWAY_MAX_CONCURRENT": "100000"})
+            gateway.key = self.api_key
+            gateway.start()
+            if not gateway.wait_ready(f"http://127.0.0.1:{gw_port}", 20):
+                raise SystemExit(f"gateway-real did not start; see {WORK / 'gateway-real.log'}")
+            streams = self.opts.real_streams if not self.smoke else 3
+            tokens = self.opts.real_tokens if not self.smoke else 8
+            targets = ["--target", f"direct={base}/v1/chat/completions",
+                       "--target", f"gateway={gateway.url}@{self.api_key}"]
+            # Load the model and open the pools before measuring.
+            self.run_client(["real", "--streams", "1", "--tokens", "2", *targets], timeout=120)
+            gw_pids, ollama_pids = gateway.pids(), descendants(serve)
+            gw_cpu, ollama_cpu = cpu_seconds(gw_pids), cpu_seconds(ollama_pids)
+            result = self.run_client(
+                ["real", "--streams", str(streams), "--tokens", str(tokens), *targets], timeout=900)
+            gw_cpu, ollama_cpu = cpu_seconds(gw_pids) - gw_cpu, cpu_seconds(ollama_pids) - ollama_cpu
+            through = result["targets"]["gateway"]["tokens"]
+            everything = sum(t["tokens"] for t in result["targets"].values())
+            result["gateway_cpu_us_per_token"] = gw_cpu * 1e6 / through if through else None
+            result["ollama_cpu_us_per_token"] = ollama_cpu * 1e6 / everything if everything else None
+            with contextlib.suppress(ValueError, KeyError):
+                result["ollama_version"] = json.loads(http("GET", base + "/api/version")[1])["version"]
+            self.results["real"] = result
+            g = result["targets"]["gateway"]
+            log(f"real Ollama: {g['complete']}/{g['streams']} gateway streams complete, "
+                f"added ttft p50 {fmt((g['ttft_added_us']['p50'] or 0) / 1e3, 3)} ms, "
+                f"added gap p50 {fmt((g['gap_added_us']['p50'] or 0) / 1e3, 3)} ms, "
+                f"gateway CPU {fmt(result['gateway_cpu_us_per_token'], 1)} µs/token")
+        finally:
+            if gateway is not None:
+                gateway.stop()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(group, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> int:
         WORK.mkdir(parents=True, exist_ok=True)
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if self.opts.real_only:
+            self.scenario_real()
+            self.results["elapsed_s"] = time.monotonic() - self.started
+            self.results["machine"] = machine_info(self.opts)
+            return 0
         try:
             self.start_fake(0, 0)
             self.add_direct()
@@ -676,6 +749,8 @@ general_settings:
             self.scenario_cancel()
             self.scenario_capacity()
             self.remember_memory("capacity")
+            # The real Ollama last: its CPU would otherwise weigh on the fake's schedule.
+            self.scenario_real()
         finally:
             for service in list(self.targets.values()) + [self.limited, self.fake]:
                 if service is not None:
@@ -803,6 +878,15 @@ def main() -> int:
     parser.add_argument("--max-streams", type=int, default=10_000)
     parser.add_argument("--cancel-trials", type=int, default=10)
     parser.add_argument("--cancel-max-wait-ms", type=int, default=6000)
+    parser.add_argument("--ollama-dir", default=os.environ.get(
+        "OLLAMA_SHARED_DIR", str(ROOT.parent / "shared" / "ollama")),
+        help="the real Ollama (start.sh, bin/ollama) for the real-upstream streaming scenario")
+    parser.add_argument("--real-streams", type=int, default=30)
+    # Under 30: the tiny model repeats one token, and Ollama 0.24 cuts a generation short (200,
+    # no `done`) once one token has repeated about 30 times.
+    parser.add_argument("--real-tokens", type=int, default=24)
+    parser.add_argument("--real-only", action="store_true",
+                        help="run only the real-Ollama streaming scenario (report: bench/results/real.md)")
     parser.add_argument("--output", default=str(BENCH / "results" / "latest.md"))
     opts = parser.parse_args()
     opts.rates = [int(r) for r in opts.rates.split(",") if r.strip()]
@@ -811,6 +895,8 @@ def main() -> int:
             setattr(opts, name, str(Path(getattr(opts, name)).absolute()))
     import report  # noqa: PLC0415 (bench/report.py, next to this file)
 
+    if opts.real_only and opts.output == str(BENCH / "results" / "latest.md"):
+        opts.output = str(BENCH / "results" / "real.md")
     out = Path(opts.output)
     if opts.render:
         results = json.loads(Path(opts.render).read_text())
@@ -820,7 +906,7 @@ def main() -> int:
         return 0
     if not opts.bin_dir or not opts.client:
         raise SystemExit("give --bin-dir and --client (bench/run.sh does)")
-    if not opts.smoke and not opts.oha:
+    if not opts.smoke and not opts.oha and not opts.real_only:
         raise SystemExit("a full run needs oha")
     bench = Bench(opts)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -828,7 +914,10 @@ def main() -> int:
     bench.results["smoke"] = opts.smoke
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(bench.results, indent=1, default=str))
-    markdown, failures = report.render(bench.results, opts)
+    if opts.real_only:
+        markdown, failures = report.render_real_only(bench.results, opts)
+    else:
+        markdown, failures = report.render(bench.results, opts)
     out.write_text(markdown)
     log(f"report written to {out} ({bench.results['elapsed_s']:.0f} s)")
     if opts.smoke and failures:

@@ -112,6 +112,8 @@ def render(results: dict, opts) -> tuple[str, list[str]]:
         out.append(capacity_section(results))
     if "errors" in results:
         out.append(errors_section(results))
+    if "real" in results:
+        out.append(real_section(results))
     out.append(memory_section(results))
 
     if smoke:
@@ -490,8 +492,75 @@ def aims_section(results: dict, opts) -> str:
     return table(header, rows)
 
 
-def smoke_checks(results: dict) -> list[str]:
+def real_section(results: dict) -> str:
+    r = results["real"]
+    t = r["targets"]
+    d, g = t["direct"], t["gateway"]
+
+    def p(summary, key="p50"):
+        return summary.get(key)
+
+    rows = []
+    for name, v in (("direct", d), ("gateway", g)):
+        rows.append([
+            f"`{name}`", f"{v['complete']}/{v['streams']}", f"{v['same_text']}/{v['streams']}",
+            fmt(ms(p(v["ttft_us"]))), fmt(ms(p(v["ttft_us"], "p90"))),
+            fmt(ms(p(v["gap_us"]))), fmt(ms(p(v["gap_us"], "p90"))),
+        ])
+    ttft_ratio = div(p(g["ttft_us"]), p(d["ttft_us"]))
+    gap_ratio = div(p(g["gap_us"]), p(d["gap_us"]))
+    return (
+        "## Streaming from the real Ollama\n\n"
+        f"The real Ollama ({r.get('ollama_version', '?')}, CPU, the tiny model of `../shared/ollama`) "
+        f"streams {r['tokens']} tokens per request (seed 42, temperature 0, through its own `/v1` for "
+        f"`direct`, through the gateway's `/v1` translation of `/api/chat` for `gateway`), one stream "
+        f"at a time, {r['streams']} streams per target, alternating stream by stream. *Added* figures "
+        "are paired: each gateway stream against the direct stream of the same round.\n\n"
+        + table(["target", "complete", "same text as direct", "TTFT p50 ms", "TTFT p90 ms",
+                 "gap p50 ms", "gap p90 ms"], rows)
+        + "\n"
+        + table(["gateway against direct", "p50", "p90", "ratio of p50s"], [
+            ["added time to first token, ms", fmt(ms(p(g["ttft_added_us"])), 3, True),
+             fmt(ms(p(g["ttft_added_us"], "p90")), 3, True), fmt_ratio(ttft_ratio)],
+            ["added median gap per stream, ms", fmt(ms(p(g["gap_added_us"])), 3, True),
+             fmt(ms(p(g["gap_added_us"], "p90")), 3, True), fmt_ratio(gap_ratio)],
+        ])
+        + f"\nGateway CPU per streamed token: **{fmt(r.get('gateway_cpu_us_per_token'), 1)} µs** "
+        "(its CPU time over the run, `/proc` ticks of 10 ms, divided by the tokens it streamed: "
+        "request handling included); Ollama's own: "
+        f"{fmt(r.get('ollama_cpu_us_per_token'), 1)} µs per token generated (its runner's threads "
+        "spin while they wait).\n"
+    )
+
+
+def render_real_only(results: dict, opts) -> tuple[str, list[str]]:
+    """`bench.py --real-only`: only the real-Ollama streaming section."""
+    m = results["machine"]
+    out = [
+        "# Benchmark: the gateway in front of the real Ollama\n",
+        f"Written by `bench/bench.py --real-only` on {m['date']} (commit {m['commit']}); run time "
+        f"{results['elapsed_s']:.0f} s. Generated: do not edit by hand.\n",
+        f"**Machine**: {m['nproc']} CPUs ({m['cpu']}), shared: read the gateway against `direct`, "
+        "measured in the same run, interleaved.\n",
+    ]
+    for name, why in results["unavailable"].items():
+        out.append(f"- `{name}`: **unavailable** ({why})\n")
+    if "real" in results:
+        out.append(real_section(results))
+    return "\n".join(out), real_checks(results) if opts.smoke else []
+
+
+def real_checks(results: dict) -> list[str]:
     failures = []
+    for name, v in results.get("real", {}).get("targets", {}).items():
+        if v["complete"] != v["streams"] or v["same_text"] != v["streams"]:
+            failures.append(f"real Ollama: {name} {v['complete']}/{v['streams']} complete, "
+                            f"{v['same_text']} with direct's text: {v['first_problem']}")
+    return failures
+
+
+def smoke_checks(results: dict) -> list[str]:
+    failures = real_checks(results)
     for name, v in results["idle"]["targets"].items():
         if v["errors"] or not v["median_of_medians_us"]:
             failures.append(f"idle: {name} had {v['errors']} failed requests")

@@ -55,6 +55,8 @@ pub struct RequestMetrics<'a> {
     pub first_token: Option<Duration>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// Ollama's `load_duration` for this request.
+    pub load: Option<Duration>,
     pub refusal: Option<&'a str>,
     pub stream_error: Option<&'a str>,
 }
@@ -75,6 +77,7 @@ struct Series {
     overhead: OnceLock<Histogram>,
     tokens_per_second: OnceLock<Histogram>,
     first_token: OnceLock<Histogram>,
+    load: OnceLock<Histogram>,
     prompt_tokens: OnceLock<Counter>,
     completion_tokens: OnceLock<Counter>,
 }
@@ -92,6 +95,7 @@ impl Series {
             overhead: OnceLock::new(),
             tokens_per_second: OnceLock::new(),
             first_token: OnceLock::new(),
+            load: OnceLock::new(),
             prompt_tokens: OnceLock::new(),
             completion_tokens: OnceLock::new(),
         }
@@ -151,6 +155,13 @@ pub fn record_request(m: &RequestMetrics<'_>) {
         s.first_token
             .get_or_init(|| metrics::histogram!("gateway_time_to_first_token_seconds", "model" => s.model.clone()))
             .record(ttft.as_secs_f64());
+    }
+    if let Some(load) = m.load {
+        s.load
+            .get_or_init(
+                || metrics::histogram!("gateway_model_load_seconds", "model" => s.model.clone()),
+            )
+            .record(load.as_secs_f64());
     }
     if let Some(tokens) = m.prompt_tokens {
         s.prompt_tokens

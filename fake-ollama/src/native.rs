@@ -99,9 +99,10 @@ pub(crate) async fn show(
     let full = models::full_name(name);
     let fixtures = state.fixtures();
     let Some(kind) = models::lookup(fixtures, name) else {
+        // Ollama names the model as asked (no `:latest` added).
         return Err(Rejection::new(
             StatusCode::NOT_FOUND,
-            format!("model '{full}' not found"),
+            format!("model '{name}' not found"),
         ));
     };
     if let Some(show) = fixtures.shows.get(models::base_name(&full)) {
@@ -150,6 +151,7 @@ fn generic_show(entry: Option<&Value>, full: &str, kind: Kind) -> Value {
         "template": "{{ .Prompt }}",
         "details": details,
         "model_info": model_info,
+        "tensors": [{"name": "token_embd.weight", "type": "Q4_K", "shape": [3072, 128_256]}],
         "capabilities": kind.capabilities(),
         "modified_at": modified_at,
     })
@@ -223,9 +225,10 @@ async fn embedding_model(state: &FakeState, model: &str) -> Result<(), Rejection
         return Err(Rejection::model_required());
     }
     match models::lookup(state.fixtures(), model) {
+        // The embed handlers word it differently from chat and generate.
         None => Err(Rejection::new(
             StatusCode::NOT_FOUND,
-            format!("model '{model}' not found"),
+            format!("model {model:?} not found, try pulling it first"),
         )),
         Some(Kind::Fail(Failure::Status500)) => Err(Rejection::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -23,7 +23,7 @@ fn openai_error(rejection: &Rejection) -> Response {
         StatusCode::NOT_FOUND => "not_found_error",
         _ => "api_error",
     };
-    reply::json(
+    reply::openai_json(
         rejection.status,
         &json!({"error": {"message": rejection.message, "type": kind, "param": null, "code": null}}),
     )
@@ -128,7 +128,10 @@ pub(crate) async fn chat_completions(
     }
     schedule.wait_for(script.last_index()).await;
     match scenario::aggregate(Endpoint::Chat, &script.lines) {
-        Ok(answer) => reply::ok(&completion(&answer, &id, created, &plan.model)),
+        Ok(answer) => reply::openai_json(
+            StatusCode::OK,
+            &completion(&answer, &id, created, &plan.model),
+        ),
         Err(message) => openai_error(&Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, message)),
     }
 }
@@ -288,39 +291,39 @@ impl ChunkEncoder {
             .as_array()
             .map_or(&[][..], Vec::as_slice);
         let done = line["done"].as_bool().unwrap_or(false);
-        let trailer = done
-            && content.is_empty()
-            && thinking.is_empty()
-            && calls.is_empty()
-            && line.get("logprobs").is_none();
 
-        if !trailer || !self.first_sent {
+        // Ollama's writer: one chunk per native line, `role` in every delta, the finish reason
+        // on the chunk of the `done` line (whose content is "").
+        let role = || {
             let mut delta = Map::new();
-            if !self.first_sent {
-                delta.insert("role".to_owned(), json!("assistant"));
-            }
-            if !thinking.is_empty() && (!content.is_empty() || !calls.is_empty()) {
-                delta.insert("reasoning".to_owned(), json!(thinking));
-                Self::frame(&mut out, &self.chunk(Value::Object(delta), None));
-                delta = Map::new();
-            } else if !thinking.is_empty() {
-                delta.insert("reasoning".to_owned(), json!(thinking));
-            }
-            delta.insert("content".to_owned(), json!(content));
-            if !calls.is_empty() {
-                delta.insert(
-                    "tool_calls".to_owned(),
-                    Value::Array(openai_tool_calls(calls)),
-                );
-                self.tool_calls_sent = true;
-            }
+            delta.insert("role".to_owned(), json!("assistant"));
+            delta
+        };
+        let mut delta = role();
+        if !thinking.is_empty() && (!content.is_empty() || !calls.is_empty()) {
+            delta.insert("reasoning".to_owned(), json!(thinking));
             Self::frame(&mut out, &self.chunk(Value::Object(delta), None));
-            self.first_sent = true;
+            delta = role();
+        } else if !thinking.is_empty() {
+            delta.insert("reasoning".to_owned(), json!(thinking));
         }
+        delta.insert("content".to_owned(), json!(content));
+        if !calls.is_empty() {
+            delta.insert(
+                "tool_calls".to_owned(),
+                Value::Array(openai_tool_calls(calls)),
+            );
+            self.tool_calls_sent = true;
+        }
+        let reason =
+            done.then(|| finish_reason(line["done_reason"].as_str(), self.tool_calls_sent));
+        Self::frame(
+            &mut out,
+            &self.chunk(Value::Object(delta), reason.as_deref()),
+        );
+        self.first_sent = true;
 
         if done {
-            let reason = finish_reason(line["done_reason"].as_str(), self.tool_calls_sent);
-            Self::frame(&mut out, &self.chunk(json!({}), Some(&reason)));
             if self.include_usage {
                 let mut usage_chunk = self.chunk(json!({}), None);
                 usage_chunk["choices"] = json!([]);

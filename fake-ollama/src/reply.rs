@@ -18,6 +18,12 @@ pub(crate) fn json(status: StatusCode, value: &Value) -> Response {
     with_type(status, JSON, Body::from(body))
 }
 
+/// A JSON body as Ollama's `/v1` layer writes it: `application/json`, no charset.
+pub(crate) fn openai_json(status: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    with_type(status, "application/json", Body::from(body))
+}
+
 /// `200` with a JSON body.
 pub(crate) fn ok(value: &Value) -> Response {
     json(StatusCode::OK, value)

@@ -179,15 +179,24 @@ fn go_syntax_message(bytes: &[u8], err: &serde_json::Error) -> String {
         .map(|line| line.len() + 1)
         .sum::<usize>()
         + err.column().saturating_sub(1);
+    // Right after `{` Go's decoder expects a key, elsewhere a value.
+    let expected = match bytes[..offset.min(bytes.len())]
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+    {
+        Some(b'{') => "object key string",
+        _ => "value",
+    };
     match bytes.get(offset) {
         Some(&b) if b.is_ascii_graphic() => {
             format!(
-                "invalid character '{}' looking for beginning of value",
+                "invalid character '{}' looking for beginning of {expected}",
                 b as char
             )
         }
         Some(&b) => format!(
-            "invalid character {:?} looking for beginning of value",
+            "invalid character {:?} looking for beginning of {expected}",
             b as char
         ),
         None => "unexpected EOF".to_owned(),
@@ -269,6 +278,10 @@ mod tests {
             "invalid character 'x' looking for beginning of value"
         );
         assert_eq!(message("{\"model\":"), "unexpected EOF");
+        assert_eq!(
+            message("{bad json"),
+            "invalid character 'b' looking for beginning of object key string"
+        );
         assert_eq!(
             message("{\n \"a\": ]"),
             "invalid character ']' looking for beginning of value"

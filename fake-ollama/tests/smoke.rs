@@ -262,7 +262,19 @@ async fn failure_models() {
         assert!(body["error"].is_string(), "{model}: {body}");
     }
 
-    for model in ["fail-midstream", "fail-cut", "fail-corrupt"] {
+    // A run cut short without an error: 200 with what came and `done: false`, as real Ollama.
+    let response = post(&fake, "/api/chat", chat("fail-cut", false)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["done"], false, "{body}");
+    assert!(
+        body["message"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert!(body.get("eval_count").is_none(), "{body}");
+
+    for model in ["fail-midstream", "fail-corrupt"] {
         let response = post(&fake, "/api/chat", chat(model, false)).await;
         assert_eq!(response.status(), 500, "{model}");
         let body: Value = response.json().await.expect("json");
@@ -398,7 +410,8 @@ async fn show_and_embed_errors() {
     assert_eq!(missing.status(), 404);
     assert_eq!(
         missing.json::<Value>().await.expect("json"),
-        json!({ "error": "model 'nope:latest' not found" })
+        // As real Ollama 0.24 words it (fixtures/recorded/error-show-unknown-model.json).
+        json!({ "error": "model 'nope' not found" })
     );
     let empty = post(&fake, "/api/show", json!({})).await;
     assert_eq!(empty.status(), 400);

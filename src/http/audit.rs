@@ -28,6 +28,8 @@ struct Record {
     upstream: Option<Duration>,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    /// Ollama's `load_duration`: time it spent loading the model for this request.
+    load: Option<Duration>,
     stream_error: Option<String>,
 }
 
@@ -83,6 +85,13 @@ impl Audit {
         });
     }
 
+    /// Ollama's `load_duration` (nanoseconds), when it reported one.
+    pub fn set_load_duration(&self, nanos: Option<u64>) {
+        if let Some(nanos) = nanos {
+            self.with(|r| r.load = Some(Duration::from_nanos(nanos)));
+        }
+    }
+
     /// Note one line of a native stream: the first token's time, and on the last line the
     /// upstream time and token counts.
     pub fn observe_line<L: crate::upstream::NativeLine>(
@@ -95,6 +104,7 @@ impl Audit {
             self.set_upstream_time(upstream_started.elapsed());
             let (prompt, completion) = line.token_counts();
             self.set_tokens(prompt, completion);
+            self.set_load_duration(line.load_duration());
         }
     }
 
@@ -186,6 +196,7 @@ impl Drop for EmitOnDrop {
                 upstream_ms = r.upstream.map(|d| d.as_secs_f64() * 1000.0),
                 prompt_tokens = r.prompt_tokens,
                 completion_tokens = r.completion_tokens,
+                load_ms = r.load.map(|d| d.as_secs_f64() * 1000.0),
                 refused = done.refusal.filter(|_| done.status >= 400 && done.status < 500),
                 stream_error = r.stream_error.as_deref(),
                 "request"
@@ -200,6 +211,7 @@ impl Drop for EmitOnDrop {
                 first_token: done.audit.first_token.get().copied(),
                 prompt_tokens: r.prompt_tokens,
                 completion_tokens: r.completion_tokens,
+                load: r.load,
                 refusal: done
                     .refusal
                     .filter(|_| done.status >= 400 && done.status < 500),

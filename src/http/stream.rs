@@ -296,9 +296,10 @@ where
     }
 }
 
-/// A native answer passed through chunk for chunk. If the upstream fails mid-answer, an NDJSON
-/// stream ends with an `{"error": ...}` line (on a line of its own); any other body is cut off,
-/// as there is no in-band way to say it.
+/// A native answer passed through chunk for chunk. If the upstream fails mid-answer, or a
+/// successful NDJSON stream ends without its `done: true` line (real Ollama 0.24 sometimes ends
+/// a long generation early with a clean EOF), an NDJSON stream ends with an `{"error": ...}`
+/// line (on a line of its own); any other body is cut off, as there is no in-band way to say it.
 ///
 /// Ollama's own `{"error"` lines in an NDJSON stream have the upstream's addresses scrubbed
 /// from them. Such a line (or what may become one) that a chunk leaves unfinished is held back
@@ -312,7 +313,8 @@ pub struct PassthroughBody {
     /// The audit record gets the time to the first and the last byte and Ollama's token counts,
     /// if there is one.
     audit: Option<Audit>,
-    /// The answer's last line, for the token counts (only with an audit record).
+    /// The answer's last line, for the token counts (with an audit record) and to see that an
+    /// NDJSON stream ended with its `done` line.
     tail: Option<Tail>,
     started: Instant,
     ended: bool,
@@ -337,7 +339,7 @@ impl PassthroughBody {
             ndjson,
             at_line_start: true,
             held: BytesMut::new(),
-            tail: audit.as_ref().map(|_| Tail::default()),
+            tail: (audit.is_some() || ndjson).then(Tail::default),
             audit,
             started,
             ended: false,
@@ -395,6 +397,23 @@ impl PassthroughBody {
             self.scrubbed(held)
         })
     }
+
+    /// End an NDJSON stream with an error line (on a line of its own), after what was held.
+    fn fail(&mut self, err: GatewayError) -> Poll<Option<Result<Frame<Bytes>, GatewayError>>> {
+        if let Some(audit) = &self.audit {
+            audit.set_stream_error(err.code().unwrap_or("upstream_error"));
+        }
+        let mut out = BytesMut::new();
+        if let Some(held) = self.release_held() {
+            out.extend_from_slice(&held);
+            self.at_line_start = false;
+        }
+        if !self.at_line_start {
+            out.put_u8(b'\n');
+        }
+        (NDJSON.error)(&err, &mut out);
+        Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
+    }
 }
 
 impl http_body::Body for PassthroughBody {
@@ -434,13 +453,19 @@ impl http_body::Body for PassthroughBody {
                 }
                 Poll::Ready(None) => {
                     this.ended = true;
+                    let last = this.tail.as_ref().and_then(Tail::last_line);
                     if let Some(audit) = &this.audit {
                         audit.set_upstream_time(this.started.elapsed());
-                        if let Some((prompt, completion)) =
-                            this.tail.as_ref().and_then(Tail::token_counts)
-                        {
-                            audit.set_tokens(prompt, completion);
+                        if let Some(last) = &last {
+                            if let Some((prompt, completion)) = last.token_counts() {
+                                audit.set_tokens(prompt, completion);
+                            }
+                            audit.set_load_duration(last.load_duration);
                         }
+                    }
+                    if this.ndjson && !last.is_some_and(|l| l.ends_stream()) {
+                        tracing::warn!("upstream NDJSON stream ended before its done line");
+                        return this.fail(GatewayError::UpstreamInterrupted);
                     }
                     return Poll::Ready(this.release_held().map(|held| Ok(Frame::data(held))));
                 }
@@ -449,16 +474,7 @@ impl http_body::Body for PassthroughBody {
                     if !this.ndjson {
                         return Poll::Ready(Some(Err(err)));
                     }
-                    let mut out = BytesMut::new();
-                    if let Some(held) = this.release_held() {
-                        out.extend_from_slice(&held);
-                        this.at_line_start = false;
-                    }
-                    if !this.at_line_start {
-                        out.put_u8(b'\n');
-                    }
-                    (NDJSON.error)(&err, &mut out);
-                    return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
+                    return this.fail(err);
                 }
             }
         }
@@ -566,8 +582,14 @@ mod tests {
                 "{\"done\":true}"
             ]
         );
-        // An error line the stream ends in, without its newline.
+        // A stream cut inside an error line: what was held goes out scrubbed, then, on a line
+        // of its own, the gateway's error line (the stream never ended properly).
         let out = passed(&["{\"error\":\"at http://10.1.2.3:11434/x"]).await;
-        assert_eq!(out, vec!["{\"error\":\"at [upstream]"]);
+        assert_eq!(
+            out,
+            vec![
+                "{\"error\":\"at [upstream]\n{\"error\":\"the model server ended the stream before it was complete\"}\n"
+            ]
+        );
     }
 }

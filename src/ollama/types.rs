@@ -152,6 +152,9 @@ pub struct GenerateResponse {
     pub done: bool,
     #[serde(default)]
     pub done_reason: Option<String>,
+    /// Nanoseconds Ollama spent loading the model for this request.
+    #[serde(default)]
+    pub load_duration: Option<u64>,
     #[serde(default)]
     pub prompt_eval_count: Option<u64>,
     #[serde(default)]
@@ -204,6 +207,9 @@ pub struct EmbedResponse {
     pub embeddings: Vec<Vec<f32>>,
     #[serde(default)]
     pub prompt_eval_count: Option<u64>,
+    /// Nanoseconds Ollama spent loading the model for this request.
+    #[serde(default)]
+    pub load_duration: Option<u64>,
 }
 
 /// A token's log probability.

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::types::{
     AssistantMessage, ChatCompletion, Choice, ChoiceLogprobs, Completion, CompletionChoice,
-    CompletionLogprobs, Embedding, EmbeddingList, EmbeddingUsage, EncodingFormat, Model, ModelList,
-    ResponseFunctionCall, ResponseToolCall, Usage,
+    CompletionLogprobs, Embedding, EmbeddingList, EmbeddingUsage, EmbeddingVector, EncodingFormat,
+    Float32s, Model, ModelList, ResponseFunctionCall, ResponseToolCall, Usage,
 };
 use crate::ollama::types::{
     ChatResponse, EmbedResponse, GenerateResponse, Logprob, ModelEntry, ToolCall, unix_seconds,
@@ -165,10 +165,10 @@ pub fn embeddings(response: EmbedResponse, model: String, format: EncodingFormat
             object: "embedding",
             index: index as u32,
             embedding: match format {
-                EncodingFormat::Float => Value::from(vector),
+                EncodingFormat::Float => EmbeddingVector::Float(Float32s(vector)),
                 EncodingFormat::Base64 => {
                     let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
-                    Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+                    EmbeddingVector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
                 }
             },
         })
@@ -282,9 +282,39 @@ mod tests {
         let response = EmbedResponse {
             embeddings: vec![vec![0.1, -0.2, 0.3]],
             prompt_eval_count: Some(3),
+            load_duration: None,
         };
-        let out = embeddings(response, "e".into(), EncodingFormat::Base64);
-        assert_eq!(out.data[0].embedding, "zczMPc3MTL6amZk+");
+        let out = serde_json::to_value(embeddings(response, "e".into(), EncodingFormat::Base64))
+            .unwrap_or_default();
+        assert_eq!(out["data"][0]["embedding"], "zczMPc3MTL6amZk+");
+    }
+
+    #[test]
+    fn float_embeddings_are_written_as_ollama_writes_float32() {
+        // Ollama's own digits (samples of /api/embed), and Go's exponent forms.
+        let values = vec![
+            0.14894658,
+            -0.08541335,
+            0.000012162227,
+            1.5e-7,
+            -2e-7,
+            0.0,
+            1e21,
+            3.0,
+        ];
+        let response = EmbedResponse {
+            embeddings: vec![values],
+            prompt_eval_count: Some(3),
+            load_duration: None,
+        };
+        let out = serde_json::to_string(&embeddings(response, "e".into(), EncodingFormat::Float))
+            .unwrap_or_default();
+        assert!(
+            out.contains(
+                r#""embedding":[0.14894658,-0.08541335,0.000012162227,1.5e-7,-2e-7,0,1e+21,3]"#
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -723,16 +723,62 @@ pub struct Embedding {
     pub object: &'static str,
     pub index: u32,
     /// Floats, or a base64 string of little-endian float32.
-    #[schema(value_type = EmbeddingVector)]
-    pub embedding: Value,
+    pub embedding: EmbeddingVector,
 }
 
-/// An embedding vector as sent: floats, or base64 of little-endian float32 (for the document).
+/// An embedding vector as sent: floats, or base64 of little-endian float32.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingVector {
-    Float(Vec<f32>),
+    #[schema(value_type = Vec<f32>)]
+    Float(Float32s),
     Base64(String),
+}
+
+/// Float32 numbers written as Ollama (Go's `encoding/json`) writes them: the shortest digits
+/// that read back as the same float32 (`0.14894658`, not the float64 `0.1489465832710266`), in
+/// plain decimal unless below 1e-6 or from 1e21 on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Float32s(pub Vec<f32>);
+
+impl Serialize for Float32s {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = String::with_capacity(2 + self.0.len() * 12);
+        text.push('[');
+        for (i, value) in self.0.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            write_go_f32(&mut text, *value);
+        }
+        text.push(']');
+        serde_json::value::RawValue::from_string(text)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+/// One float32 in Go's JSON form (`strconv` shortest digits; exponent form `1e-7`, `1e+21`
+/// outside [1e-6, 1e21)). JSON has no NaN or infinity: those become `null`, as serde_json does.
+pub fn write_go_f32(out: &mut String, value: f32) {
+    use std::fmt::Write;
+    if !value.is_finite() {
+        out.push_str("null");
+        return;
+    }
+    let abs = value.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let start = out.len();
+        let _ = write!(out, "{value:e}");
+        // Rust writes `1e21`, Go `1e+21`; both write `1e-7`.
+        if let Some(e) = out[start..].find('e')
+            && !out[start + e + 1..].starts_with('-')
+        {
+            out.insert(start + e + 1, '+');
+        }
+    } else {
+        let _ = write!(out, "{value}");
+    }
 }
 
 /// Embedding usage.

@@ -78,10 +78,14 @@ pub async fn chat(
             return Err(state.upstream.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
+        if answer.get("done").and_then(Value::as_bool) != Some(true) {
+            return Err(incomplete_answer().into());
+        }
         audit.set_tokens(
             answer.get("prompt_eval_count").and_then(Value::as_u64),
             answer.get("eval_count").and_then(Value::as_u64),
         );
+        audit.set_load_duration(answer.get("load_duration").and_then(Value::as_u64));
         return Ok(Json(answer).into_response());
     }
     let upstream = state
@@ -114,6 +118,15 @@ const CHAT_FIELDS: &[&str] = &[
     "logprobs",
     "top_logprobs",
 ];
+
+/// A non-streamed answer without `done: true`: Ollama stopped the run early (seen with real
+/// Ollama 0.24 on long generations) and answered 200 with what it had. Passing that on would
+/// report a partial answer as complete, so it is a 502 `upstream_interrupted`, like a cut
+/// stream.
+pub fn incomplete_answer() -> GatewayError {
+    tracing::warn!("upstream answer ended without done: true");
+    GatewayError::UpstreamInterrupted
+}
 
 /// What Ollama would refuse, refused before it goes upstream, with the field named.
 fn validate_chat(body: &ChatRequest) -> Result<(), GatewayError> {

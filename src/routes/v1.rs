@@ -66,7 +66,13 @@ pub async fn chat_completions(
             return Err(state.upstream.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
+        if !answer.done {
+            // Ollama ended the run early (its answer has no `done`): what came is not the
+            // whole answer, and there is no honest finish reason or usage to give.
+            return Err(super::simple::incomplete_answer().into());
+        }
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        audit.set_load_duration(answer.load_duration);
         return Ok(Json(response::chat_completion(answer)).into_response());
     }
     let upstream = state
@@ -121,7 +127,11 @@ pub async fn completions(
             return Err(state.upstream.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
+        if !answer.done {
+            return Err(super::simple::incomplete_answer().into());
+        }
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        audit.set_load_duration(answer.load_duration);
         return Ok(Json(response::completion(answer, opts.echo.as_deref())).into_response());
     }
     let upstream = state
@@ -173,6 +183,7 @@ pub async fn embeddings(
         .await?;
     audit.set_upstream_time(started.elapsed());
     audit.set_tokens(answer.prompt_eval_count, None);
+    audit.set_load_duration(answer.load_duration);
     Ok(Json(response::embeddings(answer, native.model, format)).into_response())
 }
 

@@ -36,6 +36,8 @@ pub trait NativeLine: DeserializeOwned + Send + 'static {
     fn is_done(&self) -> bool;
     /// Ollama's prompt and completion token counts (on the last line).
     fn token_counts(&self) -> (Option<u64>, Option<u64>);
+    /// Nanoseconds Ollama spent loading the model (on the last line).
+    fn load_duration(&self) -> Option<u64>;
 }
 
 /// Chat and generate lines carry the same `error`, `done` and count fields.
@@ -50,6 +52,9 @@ macro_rules! native_line {
             }
             fn token_counts(&self) -> (Option<u64>, Option<u64>) {
                 (self.prompt_eval_count, self.eval_count)
+            }
+            fn load_duration(&self) -> Option<u64> {
+                self.load_duration
             }
         }
     )*};

@@ -30,7 +30,7 @@ pub use chunks::{UpstreamBody, UpstreamChunks};
 pub use lines::{NativeLine, NativeLines};
 pub use probe::{Reachability, UpstreamProbe};
 pub use scrub::Scrubber;
-pub use tail::Tail;
+pub use tail::{LastLine, Tail};
 
 use crate::error::GatewayError;
 

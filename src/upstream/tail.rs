@@ -47,13 +47,9 @@ impl Tail {
         }
     }
 
-    /// Ollama's prompt and completion token counts, if the answer ended with them.
-    pub fn token_counts(&self) -> Option<(Option<u64>, Option<u64>)> {
-        #[derive(serde::Deserialize)]
-        struct Counts {
-            prompt_eval_count: Option<u64>,
-            eval_count: Option<u64>,
-        }
+    /// The answer's last line (or its one JSON object), parsed: `None` when it is not a JSON
+    /// object or was too long to keep.
+    pub fn last_line(&self) -> Option<LastLine> {
         let line = if self.partial.iter().all(u8::is_ascii_whitespace) {
             &self.last[..]
         } else if self.overflowed {
@@ -61,9 +57,39 @@ impl Tail {
         } else {
             &self.partial[..]
         };
-        let counts: Counts = serde_json::from_slice(line).ok()?;
-        (counts.prompt_eval_count.is_some() || counts.eval_count.is_some())
-            .then_some((counts.prompt_eval_count, counts.eval_count))
+        serde_json::from_slice(line).ok()
+    }
+
+    /// Ollama's prompt and completion token counts, if the answer ended with them.
+    pub fn token_counts(&self) -> Option<(Option<u64>, Option<u64>)> {
+        self.last_line()?.token_counts()
+    }
+}
+
+/// What the gateway reads from the last line of a passed-through answer.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LastLine {
+    pub done: Option<bool>,
+    pub error: Option<serde_json::Value>,
+    /// The progress lines of pull, push and create; the last says `success`.
+    pub status: Option<String>,
+    pub prompt_eval_count: Option<u64>,
+    pub eval_count: Option<u64>,
+    pub load_duration: Option<u64>,
+}
+
+impl LastLine {
+    /// The token counts, if the line has any.
+    pub fn token_counts(&self) -> Option<(Option<u64>, Option<u64>)> {
+        (self.prompt_eval_count.is_some() || self.eval_count.is_some())
+            .then_some((self.prompt_eval_count, self.eval_count))
+    }
+
+    /// Whether an NDJSON stream ending with this line ended properly: with its `done: true`
+    /// line (chat, generate), `{"status": "success"}` (pull, push, create), or Ollama's own
+    /// error line.
+    pub fn ends_stream(&self) -> bool {
+        self.done == Some(true) || self.error.is_some() || self.status.as_deref() == Some("success")
     }
 }
 
@@ -105,6 +131,36 @@ mod tests {
             counts(&["{\"prompt_eval_count\":3}"]),
             Some((Some(3), None))
         );
+    }
+
+    #[test]
+    fn a_stream_ends_properly_with_its_done_line_or_an_error_line_only() {
+        let ends = |chunks: &[&'static str]| {
+            let mut tail = Tail::default();
+            for chunk in chunks {
+                tail.push(&Bytes::from_static(chunk.as_bytes()));
+            }
+            tail.last_line().is_some_and(|l| l.ends_stream())
+        };
+        assert!(ends(&[
+            "{\"done\":false}\n{\"done\":true,\"eval_count\":2}\n"
+        ]));
+        assert!(ends(&["{\"done\":false}\n{\"error\":\"boom\"}\n"]));
+        assert!(
+            !ends(&["{\"done\":false}\n{\"done\":false}\n"]),
+            "cut after a line"
+        );
+        assert!(
+            !ends(&["{\"done\":false}\n{\"done\":tr"]),
+            "cut inside a line"
+        );
+        assert!(!ends(&[]), "nothing at all");
+        assert!(ends(&[
+            "{\"status\":\"pulling\"}\n{\"status\":\"success\"}\n"
+        ]));
+        assert!(!ends(&[
+            "{\"status\":\"success\"}\n{\"status\":\"pulling\"}\n"
+        ]));
     }
 
     #[test]

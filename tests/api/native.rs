@@ -158,3 +158,49 @@ async fn unknown_routes_and_wrong_methods_answer_in_the_surface_shape() {
     assert_eq!(status, 404);
     assert!(body["error"].is_string());
 }
+
+#[tokio::test]
+async fn a_native_stream_that_ends_without_done_gets_an_error_line() {
+    let env = Env::start().await;
+    for (path, body) in [
+        ("/api/chat", chat("fail-cut")),
+        (
+            "/api/generate",
+            json!({"model": "fail-cut", "prompt": "Why?"}),
+        ),
+    ] {
+        let response = env.post(path, &body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let lines = ndjson(response).await;
+        assert_eq!(
+            lines.len(),
+            3,
+            "{path}: two lines passed through, then ours: {lines:?}"
+        );
+        assert!(lines.iter().all(|l| l["done"] != json!(true)));
+        let last = lines.last().unwrap();
+        assert!(
+            last["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("before it was complete")),
+            "{path}: {last}"
+        );
+    }
+    // A complete stream gets nothing added.
+    let response = env
+        .post("/api/chat", &chat("llama3.2"))
+        .send()
+        .await
+        .unwrap();
+    let lines = ndjson(response).await;
+    assert_eq!(
+        lines,
+        fixture_lines("chat/text.ndjson")
+            .into_iter()
+            .map(|mut l| {
+                l["model"] = json!("llama3.2");
+                l
+            })
+            .collect::<Vec<_>>()
+    );
+}

@@ -192,6 +192,15 @@ async fn native_answers_count_their_tokens_too() {
         delta("gateway_prompt_tokens_total"),
         2.0 * trailer["prompt_eval_count"].as_f64().unwrap()
     );
+    // Ollama's load_duration, from the last line passed through.
+    let loads = |m: &str| {
+        counter(
+            m,
+            "gateway_model_load_seconds_count",
+            &[("model", "llama3.2")],
+        )
+    };
+    assert!(loads(&after) - loads(&before) >= 2.0, "{after}");
 }
 
 #[tokio::test]

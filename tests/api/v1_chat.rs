@@ -614,3 +614,44 @@ async fn a_client_that_leaves_between_chunks_cancels_the_upstream_stream_promptl
         left_at.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_whole_answer_that_ends_without_done_is_502_upstream_interrupted() {
+    // `fail-cut` with `stream: false` answers 200 with what came and `done: false`, as real
+    // Ollama 0.24 does when it ends a long generation early: no surface may call that complete.
+    let env = Env::start().await;
+    let mut chat_body = chat("fail-cut");
+    chat_body["stream"] = json!(false);
+    let (status, native) = env.post_json("/api/chat", &chat_body).await;
+    assert_eq!(
+        (status, native["done"].clone()),
+        (200, json!(false)),
+        "{native}"
+    );
+    for (path, body) in [
+        ("/v1/chat/completions", chat("fail-cut")),
+        (
+            "/v1/completions",
+            json!({"model": "fail-cut", "prompt": "Why?"}),
+        ),
+    ] {
+        let (status, out) = env.post_json(path, &body).await;
+        assert_eq!(status, 502, "{path}: {out}");
+        assert_eq!(out["error"]["code"], "upstream_interrupted", "{path}");
+        assert_no_upstream_address(&env, &out);
+    }
+    let (status, out) = env.post_json("/chat", &chat_body).await;
+    assert_eq!(status, 502, "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap()
+            .contains("before it was complete"),
+        "{out}"
+    );
+    // A complete answer is still a 200.
+    let (status, _) = env
+        .post_json("/v1/chat/completions", &chat("llama3.2"))
+        .await;
+    assert_eq!(status, 200);
+}

@@ -93,6 +93,26 @@ async fn embeddings_as_floats_and_base64() {
     assert_eq!(data[1]["index"], 1);
     assert_eq!(data[0]["object"], "embedding");
     assert!(floats["usage"]["prompt_tokens"].as_u64().is_some());
+    // Written as float32, the way Ollama writes them: each number is the shortest text that
+    // reads back as the same float32 (a float64 widening adds digits: 0.1489465832710266).
+    let text = env
+        .post("/v1/embeddings", &body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = text.find("\"embedding\":[").unwrap() + 13;
+    let numbers = &text[start..start + text[start..].find(']').unwrap()];
+    for number in numbers.split(',') {
+        let value: f32 = number.parse().unwrap();
+        let shortest = format!("{value}");
+        assert!(
+            number == shortest || number.contains('e'),
+            "{number} is not float32's shortest form {shortest}"
+        );
+    }
 
     let mut body = body;
     body["encoding_format"] = json!("base64");

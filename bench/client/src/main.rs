@@ -8,6 +8,8 @@
 //!   checked for integrity (same events, same text, usage present).
 //! - `hold`: open long streams in steps and sample the targets' resident memory at each step.
 //! - `cancel`: drop a stream mid-way and time how long until the fake sees its upstream close.
+//! - `real`: streams against the real Ollama (`direct`) and the gateway in front of it, paired
+//!   round by round: added time to first token and per-token gap.
 //! - `passthrough`: a bare hyper + reqwest proxy, the floor of the gateway's stack (serves until
 //!   killed).
 //!
@@ -20,6 +22,7 @@ mod hold;
 mod idle;
 mod passthrough;
 mod proc;
+mod real;
 mod sse;
 mod stats;
 mod stream;
@@ -30,7 +33,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() {
-        eprintln!("usage: bench-client <idle|stream|hold|cancel|passthrough> [options]");
+        eprintln!("usage: bench-client <idle|stream|hold|cancel|real|passthrough> [options]");
         return ExitCode::from(2);
     }
     let command = argv.remove(0);
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             "stream" => stream::run(&parsed).await,
             "hold" => hold::run(&parsed).await,
             "cancel" => cancel::run(&parsed).await,
+            "real" => real::run(&parsed).await,
             other => Err(format!("unknown subcommand '{other}'")),
         }
     });
