@@ -63,15 +63,7 @@ pub async fn create_message(
     state.gate.check_model(&caller, &native.model)?;
     let started = Instant::now();
     if !stream {
-        let answer: ChatResponse = state
-            .upstream
-            .call_json("/api/chat", &native, &headers)
-            .await?;
-        if let Some(message) = answer.error.as_deref() {
-            return Err(state.upstream.failure(message).into());
-        }
-        audit.set_upstream_time(started.elapsed());
-        audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
         return Ok(Json(response::message(answer)).into_response());
     }
     let mut translator = MessagesStream::new(&native.model);
@@ -161,16 +153,7 @@ pub async fn count_tokens(
     let (native, _) = chat_request(body, Purpose::CountTokens)?;
     audit.set_model(&native.model);
     state.gate.check_model(&caller, &native.model)?;
-    let started = Instant::now();
-    let answer: ChatResponse = state
-        .upstream
-        .call_json("/api/chat", &native, &headers)
-        .await?;
-    if let Some(message) = answer.error.as_deref() {
-        return Err(state.upstream.failure(message).into());
-    }
-    audit.set_upstream_time(started.elapsed());
-    audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+    let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
     Ok(Json(TokenCount {
         input_tokens: answer.prompt_eval_count.unwrap_or(0),
     })

@@ -78,3 +78,31 @@ pub fn router() -> Router<AppState> {
     let (routes, api) = parts();
     routes.merge(SwaggerUi::new("/docs").url("/openapi.json", api))
 }
+
+/// A non-streamed `/api/chat` call for the translating surfaces (`/v1/chat/completions`,
+/// `/v1/responses`, `/v1/messages`): the whole answer, or the error to render. An `error` inside
+/// a 200 answer becomes that error; an answer without `done: true` (Ollama ended the run
+/// early) is a 502 `upstream_interrupted`, since it has no honest finish reason or usage. The
+/// audit record gets the upstream time, the tokens and the load time.
+pub(crate) async fn whole_chat(
+    state: &AppState,
+    native: &crate::ollama::types::ChatRequest,
+    headers: &crate::upstream::Forwarded,
+    audit: &crate::http::audit::Audit,
+) -> Result<crate::ollama::types::ChatResponse, crate::error::GatewayError> {
+    let started = std::time::Instant::now();
+    let answer: crate::ollama::types::ChatResponse = state
+        .upstream
+        .call_json("/api/chat", native, headers)
+        .await?;
+    if let Some(message) = answer.error.as_deref() {
+        return Err(state.upstream.failure(message));
+    }
+    audit.set_upstream_time(started.elapsed());
+    if !answer.done {
+        return Err(simple::incomplete_answer());
+    }
+    audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+    audit.set_load_duration(answer.load_duration);
+    Ok(answer)
+}

@@ -15,7 +15,6 @@ use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::JsonBody;
 use crate::http::stream::{LineBody, NAMED_SSE};
-use crate::ollama::types::ChatResponse;
 use crate::responses::request::chat_request;
 use crate::responses::response;
 use crate::responses::stream::ResponsesStream;
@@ -54,15 +53,7 @@ pub async fn create_response(
     state.gate.check_model(&caller, &native.model)?;
     let started = Instant::now();
     if !echo.stream {
-        let answer: ChatResponse = state
-            .upstream
-            .call_json("/api/chat", &native, &headers)
-            .await?;
-        if let Some(message) = answer.error.as_deref() {
-            return Err(state.upstream.failure(message).into());
-        }
-        audit.set_upstream_time(started.elapsed());
-        audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
         return Ok(Json(response::response(&echo, answer)).into_response());
     }
     let upstream = state

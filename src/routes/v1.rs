@@ -16,7 +16,7 @@ use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::JsonBody;
 use crate::http::stream::{LineBody, SSE, write_event};
-use crate::ollama::types::{ChatResponse, EmbedResponse, GenerateResponse, TagsResponse};
+use crate::ollama::types::{EmbedResponse, GenerateResponse, TagsResponse};
 use crate::openai::stream::{ChatStream, CompletionStream};
 use crate::openai::types::{
     ChatCompletion, ChatCompletionRequest, ChatCompletionSseEvent, Completion, CompletionRequest,
@@ -58,21 +58,7 @@ pub async fn chat_completions(
     state.gate.check_model(&caller, &native.model)?;
     let started = Instant::now();
     if !opts.stream {
-        let answer: ChatResponse = state
-            .upstream
-            .call_json("/api/chat", &native, &headers)
-            .await?;
-        if let Some(message) = answer.error.as_deref() {
-            return Err(state.upstream.failure(message).into());
-        }
-        audit.set_upstream_time(started.elapsed());
-        if !answer.done {
-            // Ollama ended the run early (its answer has no `done`): what came is not the
-            // whole answer, and there is no honest finish reason or usage to give.
-            return Err(super::simple::incomplete_answer().into());
-        }
-        audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
-        audit.set_load_duration(answer.load_duration);
+        let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
         return Ok(Json(response::chat_completion(answer)).into_response());
     }
     let upstream = state

@@ -649,6 +649,30 @@ async fn a_whole_answer_that_ends_without_done_is_502_upstream_interrupted() {
             .contains("before it was complete"),
         "{out}"
     );
+    let (status, out) = env
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "fail-cut", "input": "Why?"}),
+        )
+        .await;
+    assert_eq!(status, 502, "{out}");
+    assert_eq!(out["error"]["code"], "upstream_interrupted", "{out}");
+    let (status, out) = env
+        .post_json(
+            "/v1/messages",
+            &json!({"model": "fail-cut", "max_tokens": 64,
+                    "messages": [{"role": "user", "content": "Why?"}]}),
+        )
+        .await;
+    assert_eq!(status, 502, "{out}");
+    assert_eq!(out["type"], "error", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("before it was complete"),
+        "{out}"
+    );
     // A complete answer is still a 200.
     let (status, _) = env
         .post_json("/v1/chat/completions", &chat("llama3.2"))
