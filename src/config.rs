@@ -179,6 +179,30 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
 
+    /// Peers (CIDRs or addresses, comma-separated) whose `X-Forwarded-For`, `Forwarded` and
+    /// `CF-Connecting-IP` are believed; from any other peer the socket's address is the client's.
+    #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Only these client addresses (CIDRs, comma-separated) are served; others get 403 before
+    /// authentication. Empty: every address not denied.
+    #[arg(long, env = "GATEWAY_ALLOW_IPS", value_delimiter = ',', value_parser = parse_net)]
+    pub allow_ips: Vec<ipnet::IpNet>,
+
+    /// Client addresses (CIDRs, comma-separated) refused with 403 before authentication; wins
+    /// over GATEWAY_ALLOW_IPS.
+    #[arg(long, env = "GATEWAY_DENY_IPS", value_delimiter = ',', value_parser = parse_net)]
+    pub deny_ips: Vec<ipnet::IpNet>,
+
+    /// Failed authentications a client address may make in a minute; then it gets 429 for a
+    /// minute on every route that needs a key (0 = no limit).
+    #[arg(long, env = "GATEWAY_AUTH_FAILURES", default_value_t = 10)]
+    pub auth_failures: u32,
+
+    /// Open connections per peer address; more are closed at once (0 = no cap).
+    #[arg(long, env = "GATEWAY_MAX_CONN_PER_IP", default_value_t = 0)]
+    pub max_conn_per_ip: u32,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -290,6 +314,16 @@ pub fn parse_size(value: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{value}' is not a usable size"))
 }
 
+/// `10.0.0.0/8`, `2001:db8::/32`, or one address (`192.0.2.7`, a /32 or /128).
+pub fn parse_net(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("'{value}' is not an address or CIDR (e.g. 10.0.0.0/8)"))
+}
+
 /// Check an upstream base URL and drop a trailing slash.
 fn parse_base_url(value: &str) -> Result<String, String> {
     let url =
@@ -332,6 +366,24 @@ mod tests {
         );
         assert!(parse_base_url("https://ollama:11434").is_err());
         assert!(parse_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn networks_accept_cidrs_and_single_addresses() {
+        assert_eq!(
+            parse_net("10.1.2.3/8").map(|n| n.to_string()),
+            Ok("10.0.0.0/8".into())
+        );
+        assert_eq!(
+            parse_net("192.0.2.7").map(|n| n.to_string()),
+            Ok("192.0.2.7/32".into())
+        );
+        assert_eq!(
+            parse_net("::1").map(|n| n.to_string()),
+            Ok("::1/128".into())
+        );
+        assert!(parse_net("10.0.0.0/33").is_err());
+        assert!(parse_net("example.org").is_err());
     }
 
     #[test]

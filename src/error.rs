@@ -15,6 +15,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The rate-limit scope of an address refused for too many failed authentications.
+pub const AUTH_FAILURES_SCOPE: &str = "too many failed authentications from this address";
+
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -40,6 +43,9 @@ pub enum GatewayError {
     /// The route exists but is refused for this key (administrative endpoints).
     #[error("{0}")]
     Forbidden(String),
+    /// The client's address is not allowed (`GATEWAY_ALLOW_IPS` / `GATEWAY_DENY_IPS`).
+    #[error("requests from this address are not allowed")]
+    AddressNotAllowed,
     /// A rate limit or concurrency cap was hit.
     #[error("rate limit exceeded ({scope}); retry after {} s", retry_after.as_secs().max(1))]
     RateLimited {
@@ -95,7 +101,9 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::ModelNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::ModelNotAllowed(_) | Self::Forbidden(_) | Self::AddressNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RouteNotFound(_) | Self::ModelNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -119,7 +127,9 @@ impl GatewayError {
             | Self::RouteNotFound(_)
             | Self::MethodNotAllowed(_) => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
-            Self::ModelNotAllowed(_) | Self::Forbidden(_) => "permission_error",
+            Self::ModelNotAllowed(_) | Self::Forbidden(_) | Self::AddressNotAllowed => {
+                "permission_error"
+            }
             Self::RateLimited { .. } => "rate_limit_error",
             Self::Upstream { status, .. } if status.is_client_error() => "invalid_request_error",
             _ => "api_error",
@@ -135,6 +145,7 @@ impl GatewayError {
             Self::Unauthorized(_) => Some("invalid_api_key"),
             Self::ModelNotAllowed(_) => Some("model_not_allowed"),
             Self::Forbidden(_) => Some("forbidden"),
+            Self::AddressNotAllowed => Some("address_not_allowed"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
@@ -156,6 +167,7 @@ impl GatewayError {
             Self::RateLimited { scope, .. } => Some(match *scope {
                 "global" => "rate_limited_global",
                 "per key" => "rate_limited_key",
+                AUTH_FAILURES_SCOPE => "auth_failures_limited",
                 _ => "concurrency_limited",
             }),
             other => other.code(),

@@ -6,17 +6,20 @@
 //! header size and count. With HTTPS ([`crate::tls`]) each connection is a TLS handshake first
 //! (bounded in time), then HTTP/2 or HTTP/1.1 as the client chose by ALPN.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+use crate::gate::client::PeerAddr;
+use crate::gate::connections::ConnectionCap;
 use crate::http::stack::GatewayService;
 use crate::state::AppState;
 
@@ -60,10 +63,11 @@ pub async fn run(
     let tls = state.tls.clone();
     let maintenance = tls.clone().map(|tls| tokio::spawn(tls.maintain()));
     let handshake_timeout = crate::tls::handshake_timeout(state.config.header_timeout);
+    let connections = ConnectionCap::new(state.config.max_conn_per_ip);
     let graceful = GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -75,14 +79,20 @@ pub async fn run(
             },
             () = &mut signal => break,
         };
+        let Some(slot) = connections.admit(peer.ip()) else {
+            tracing::debug!(peer = %peer.ip(), "connection refused: GATEWAY_MAX_CONN_PER_IP reached");
+            drop(stream);
+            continue;
+        };
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
+        let per_connection = PerConnection::new(&service, peer);
         let Some(tls) = &tls else {
-            let connection =
-                builder.serve_connection(TokioIo::new(stream), hyper_service(&service));
+            let connection = builder.serve_connection(TokioIo::new(stream), per_connection);
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
+                let _slot = slot;
                 if let Err(err) = connection.await {
                     tracing::debug!(error = %err, "connection ended with an error");
                 }
@@ -90,8 +100,9 @@ pub async fn run(
             continue;
         };
         let (acceptor, http1, http2) = (tls.acceptor.clone(), builder.clone(), h2.clone());
-        let (service, watcher) = (service.clone(), graceful.watcher());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
             let Some(stream) = handshake(&acceptor, stream, handshake_timeout).await else {
                 return;
             };
@@ -101,12 +112,10 @@ pub async fn run(
                 return;
             }
             let ended = if alpn == Some(b"h2") {
-                let connection =
-                    http2.serve_connection(TokioIo::new(stream), hyper_service(&service));
+                let connection = http2.serve_connection(TokioIo::new(stream), per_connection);
                 watcher.watch(connection).await
             } else {
-                let connection =
-                    http1.serve_connection(TokioIo::new(stream), hyper_service(&service));
+                let connection = http1.serve_connection(TokioIo::new(stream), per_connection);
                 watcher.watch(connection).await
             };
             if let Err(err) = ended {
@@ -134,15 +143,34 @@ pub async fn run(
     Ok(())
 }
 
-/// hyper's request body into axum's.
-type ToBody = fn(http::Request<hyper::body::Incoming>) -> http::Request<Body>;
-/// The gateway's service as hyper calls it.
-type HyperService = TowerToHyperService<tower::util::MapRequest<GatewayService, ToBody>>;
+/// The gateway's service as hyper calls it on one connection: each request gets the
+/// connection's peer address (for the client address and the per-address rules) and goes
+/// through a clone of the service, as `TowerToHyperService` would do.
+#[derive(Clone)]
+struct PerConnection {
+    service: GatewayService,
+    peer: PeerAddr,
+}
 
-/// The gateway's service as hyper calls it, for one connection.
-fn hyper_service(service: &GatewayService) -> HyperService {
-    let to_body: ToBody = |req| req.map(Body::new);
-    TowerToHyperService::new(service.clone().map_request(to_body))
+impl PerConnection {
+    fn new(service: &GatewayService, peer: SocketAddr) -> Self {
+        Self {
+            service: service.clone(),
+            peer: PeerAddr(peer),
+        }
+    }
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for PerConnection {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = tower::util::Oneshot<GatewayService, http::Request<Body>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(self.peer);
+        self.service.clone().oneshot(req)
+    }
 }
 
 /// The TLS handshake, within `limit`; a failed or slow one only drops this connection.

@@ -6,13 +6,21 @@
 //! - [`auth`]: turns a bearer key into a `Caller` (deny by default).
 //! - [`limits`]: body size, rate and concurrency limits.
 //! - [`path`]: path normalisation before any routing decision.
+//! - [`client`]: the client's address (the socket's, or forwarded by a trusted proxy).
+//! - [`ip_rules`]: allowed and denied client addresses.
+//! - [`auth_failures`]: failed authentications limited per client address.
+//! - [`connections`]: open connections per peer address (applied by the server).
 //!
-//! [`admit`] is the one middleware that applies them, in this order: body size, key, rates,
-//! concurrency. One layer instead of three: each layer costs a boxed future and a clone of
+//! [`admit`] is the one middleware that applies them, in this order: client address and its
+//! allow/deny rules, body size, the failed-authentication block, key, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
 //! the inner service on every request.
 
 pub mod auth;
+pub mod auth_failures;
+pub mod client;
+pub mod connections;
 pub mod fold;
+pub mod ip_rules;
 pub mod keys;
 pub mod limits;
 pub mod models;
@@ -27,6 +35,7 @@ use crate::config::Config;
 use crate::error::{GatewayError, Surface};
 use crate::http::audit::Audit;
 use crate::state::AppState;
+use client::PeerAddr;
 use keys::{Caller, KeyStore, per_minute};
 use models::ModelAllowlist;
 
@@ -49,6 +58,12 @@ pub struct Gate {
     pub max_body: usize,
     /// `GATEWAY_BODY_TIMEOUT`.
     pub body_timeout: std::time::Duration,
+    /// `GATEWAY_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `GATEWAY_ALLOW_IPS` and `GATEWAY_DENY_IPS`.
+    pub ip_rules: ip_rules::IpRules,
+    /// `GATEWAY_AUTH_FAILURES`.
+    pub auth_failures: auth_failures::AuthFailures,
 }
 
 impl Gate {
@@ -64,6 +79,9 @@ impl Gate {
             metrics_open: config.metrics_open,
             max_body: config.max_body,
             body_timeout: config.body_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
+            ip_rules: ip_rules::IpRules::new(&config.allow_ips, &config.deny_ips),
+            auth_failures: auth_failures::AuthFailures::new(config.auth_failures),
         }
     }
 
@@ -123,15 +141,50 @@ impl Gate {
 pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let surface = Surface::for_path(req.uri().path());
     let gate = &state.gate;
+    let client = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map(|peer| client::client_addr(peer.0.ip(), req.headers(), &gate.trusted_proxies));
+    if let (Some(client), Some(audit)) = (client, req.extensions().get::<Audit>()) {
+        audit.set_client(client);
+    }
+    // No address (a request not from a socket: tests calling the service directly) passes
+    // only when no allow list asks for one.
+    let admitted = match client {
+        Some(ip) => gate.ip_rules.admits(ip),
+        None => gate.ip_rules.is_empty(),
+    };
+    if !admitted {
+        return GatewayError::AddressNotAllowed.render(surface);
+    }
     let mut req = match limits::limit_body(gate, req) {
         Ok(req) => req,
         Err(err) => return err.render(surface),
     };
+    let now = std::time::Instant::now();
+    let blocked = client.and_then(|ip| gate.auth_failures.blocked_for(ip, now));
+    if let Some(retry_after) =
+        blocked.filter(|_| !auth::is_open_route(req.uri().path(), gate.metrics_open))
+    {
+        return GatewayError::RateLimited {
+            scope: crate::error::AUTH_FAILURES_SCOPE,
+            retry_after,
+            limit: gate.auth_failures.limit(),
+        }
+        .render(surface);
+    }
     let caller = match auth::authenticate(gate, &req) {
         // Open routes carry no caller and are not limited.
         Ok(None) => return next.run(req).await,
         Ok(Some(caller)) => caller,
-        Err(err) => return err.render(surface),
+        Err(err) => {
+            if let (GatewayError::Unauthorized(_), Some(ip)) = (&err, client)
+                && gate.auth_failures.record(ip, now)
+            {
+                tracing::warn!(client = %ip, "too many failed authentications: address blocked for a minute");
+            }
+            return err.render(surface);
+        }
     };
     if let Some(audit) = req.extensions().get::<Audit>() {
         audit.set_caller(&caller.name);

@@ -24,6 +24,8 @@ pub struct ClientRequestId(pub String);
 #[derive(Debug, Default)]
 struct Record {
     caller: Option<String>,
+    /// The client's address (the socket's, or the one a trusted proxy forwarded).
+    client: Option<std::net::IpAddr>,
     model: Option<String>,
     upstream: Option<Duration>,
     prompt_tokens: Option<u64>,
@@ -58,6 +60,11 @@ impl Audit {
     /// The key's name.
     pub fn set_caller(&self, name: &str) {
         self.with(|r| r.caller = Some(name.to_owned()));
+    }
+
+    /// The client's address.
+    pub fn set_client(&self, ip: std::net::IpAddr) {
+        self.with(|r| r.client = Some(ip));
     }
 
     /// The model the request names.
@@ -188,6 +195,7 @@ impl Drop for EmitOnDrop {
                 request_id = done.request_id.as_str(),
                 client_request_id = done.client_request_id.as_deref(),
                 key,
+                client = r.client.map(tracing::field::display),
                 method = %done.method,
                 route = %done.route,
                 model,

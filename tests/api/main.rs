@@ -7,6 +7,7 @@
 //! One test binary (modules below) keeps link time down.
 
 mod acme;
+mod addresses;
 mod attacks;
 mod common;
 mod fidelity;
