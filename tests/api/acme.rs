@@ -217,15 +217,10 @@ fn acme_config(
     c.tls_dir = dir.join("tls");
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("og-acme-{tag}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test]
 async fn a_certificate_is_obtained_by_tls_alpn_01_served_cached_and_renewed_when_due() {
-    let dir = temp_dir("alpn");
+    let dir_guard = TempDir::new("alpn");
+    let dir = dir_guard.path().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let pebble = Pebble::start(&dir, port, free_port());
@@ -265,7 +260,8 @@ async fn a_certificate_is_obtained_by_tls_alpn_01_served_cached_and_renewed_when
 
     // Renewed when due: with a renewal window longer than pebble's certificates live, the
     // certificate just obtained is due at once, and a new one replaces it.
-    let dir2 = temp_dir("renew");
+    let dir2_guard = TempDir::new("renew");
+    let dir2 = dir2_guard.path().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port2 = listener.local_addr().unwrap().port();
     let pebble2 = Pebble::start(&dir2, port2, free_port());
@@ -283,7 +279,8 @@ async fn a_certificate_is_obtained_by_tls_alpn_01_served_cached_and_renewed_when
 
 #[tokio::test]
 async fn a_certificate_is_obtained_by_http_01_on_the_plain_http_listener() {
-    let dir = temp_dir("http01");
+    let dir_guard = TempDir::new("http01");
+    let dir = dir_guard.path().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

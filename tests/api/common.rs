@@ -266,3 +266,26 @@ pub fn fixture_field(name: &str, field: &str) -> String {
         .filter_map(|l| l["message"][field].as_str())
         .collect()
 }
+
+/// A fresh directory under the system's temp dir, removed (with everything in it) when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// `og-{tag}-{uuid}` under the temp dir.
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("og-{tag}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,6 +1,6 @@
 //! HTTPS: certificate files (with reload), the internal CA, HTTP/2 by ALPN.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +13,6 @@ use rustls_pki_types::pem::PemObject;
 use serde_json::json;
 
 use crate::common::*;
-
-/// A fresh directory under the system's temp dir.
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("og-tls-{tag}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A test CA that issues leaves for 127.0.0.1 and localhost into files.
 struct TestCa {
@@ -91,7 +84,8 @@ async fn served_leaf(addr: std::net::SocketAddr, name: &str, ca_pem: &str) -> Ve
 
 #[tokio::test]
 async fn https_from_files_serves_http2_and_http1() {
-    let dir = temp_dir("files");
+    let dir_guard = TempDir::new("files");
+    let dir = dir_guard.path().to_owned();
     let ca = TestCa::new();
     ca.issue_into(&dir);
     let env = Env::with(|c| {
@@ -151,7 +145,8 @@ async fn https_from_files_serves_http2_and_http1() {
 
 #[tokio::test]
 async fn changed_files_are_served_to_new_connections_while_open_streams_go_on() {
-    let dir = temp_dir("reload");
+    let dir_guard = TempDir::new("reload");
+    let dir = dir_guard.path().to_owned();
     let ca = TestCa::new();
     let first = ca.issue_into(&dir);
     let slow = FakeConfig {
@@ -211,7 +206,8 @@ async fn changed_files_are_served_to_new_connections_while_open_streams_go_on() 
 
 #[tokio::test]
 async fn the_internal_ca_serves_its_names_renews_and_survives_a_restart() {
-    let dir = temp_dir("internal");
+    let dir_guard = TempDir::new("internal");
+    let dir = dir_guard.path().to_owned();
     let configure = |c: &mut ollama_gateway::config::Config| {
         c.tls = Some(TlsMode::Internal);
         c.tls_dir = dir.join("tls");
@@ -268,7 +264,8 @@ async fn the_internal_ca_serves_its_names_renews_and_survives_a_restart() {
 
 #[test]
 fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
-    let dir = temp_dir("bad");
+    let dir_guard = TempDir::new("bad");
+    let dir = dir_guard.path().to_owned();
     let mut config = ollama_gateway::config::Config::defaults();
     config.api_keys = vec![ollama_gateway::config::Secret::new(KEY)];
     config.tls_cert = Some(dir.join("missing.pem"));
@@ -278,7 +275,8 @@ fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
 
     let ca = TestCa::new();
     ca.issue_into(&dir);
-    let other = temp_dir("bad-other");
+    let other_guard = TempDir::new("bad-other");
+    let other = other_guard.path().to_owned();
     TestCa::new().issue_into(&other);
     config.tls_cert = Some(dir.join("cert.pem"));
     config.tls_key = Some(other.join("key.pem"));
