@@ -264,7 +264,14 @@ impl GatewayError {
         let mut response = match surface {
             Surface::OpenAi => (status, Json(self.openai_body())).into_response(),
             Surface::Anthropic => (status, Json(self.anthropic_body())).into_response(),
-            Surface::Ollama => (status, Json(self.ollama_body())).into_response(),
+            // With the content type Ollama's own errors carry (Go's gin), so an Ollama client
+            // sees the same header from us as from Ollama.
+            Surface::Ollama => (
+                status,
+                [(header::CONTENT_TYPE, OLLAMA_JSON)],
+                Json(self.ollama_body()),
+            )
+                .into_response(),
         };
         self.decorate(&mut response);
         response
@@ -273,6 +280,9 @@ impl GatewayError {
         response
     }
 }
+
+/// The content type of Ollama's JSON answers.
+const OLLAMA_JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 
 /// Which error shape a route speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
