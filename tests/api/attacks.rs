@@ -212,6 +212,31 @@ async fn upstream_addresses_never_reach_the_client_on_any_surface() {
         .await;
     assert_eq!(status, 500);
     assert_no_upstream_address(&env, &out);
+    // The Responses and Messages surfaces go through the same upstream errors.
+    let (status, out) = env
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "fail-leak", "input": "x"}),
+        )
+        .await;
+    assert_eq!(status, 500, "{out}");
+    assert_eq!(
+        out["error"]["message"],
+        "Post \"[upstream]\": dial tcp [upstream]: connect: connection refused"
+    );
+    let (status, out) = env
+        .post_json(
+            "/v1/messages",
+            &json!({"model": "fail-leak", "max_tokens": 16,
+                    "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(status, 500, "{out}");
+    assert_eq!(
+        out["error"]["message"],
+        "Post \"[upstream]\": dial tcp [upstream]: connect: connection refused"
+    );
+    assert_no_upstream_address(&env, &out);
 
     // A proxy's HTML page becomes the gateway's own message, in the surface's shape.
     let response = env
@@ -288,7 +313,7 @@ async fn upstream_addresses_never_reach_the_client_on_any_surface() {
     assert_no_upstream_address(&env, last);
 
     // Every one of them did reach the upstream: the gateway answered its errors.
-    assert_eq!(env.upstream_calls("/api/chat"), 6);
+    assert_eq!(env.upstream_calls("/api/chat"), 8);
     assert_eq!(env.upstream_calls("/api/generate"), 1);
     assert_eq!(env.upstream_calls("/api/embed"), 1);
     assert_eq!(env.upstream_calls("/api/show"), 1);
