@@ -254,6 +254,8 @@ class Bench:
             "OLLAMA_URL": self.fake_base,
             "RUST_LOG": "warn",
             "GATEWAY_API_KEYS": self.api_key,
+            # Each gateway its own database, in the work dir (never the repository).
+            "GATEWAY_DB": f"sqlite://{WORK / (name + '.db')}",
         }
         service = Service(name, [str(self.bin / "ollama-gateway")], env=dict(base, **env))
         service.ready_path = "/health"

@@ -103,6 +103,29 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_METRICS_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub metrics_open: bool,
 
+    /// The database of managed keys, users and usage: `sqlite://PATH` (created if missing).
+    #[arg(
+        long = "db",
+        env = "GATEWAY_DB",
+        default_value = "sqlite://ollama-gateway.db",
+        global = true
+    )]
+    pub db: String,
+
+    /// Write one usage record per finished request (`false` turns recording off; quotas still
+    /// count in memory).
+    #[arg(long, env = "GATEWAY_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub usage_recording: bool,
+
+    /// Usage records waiting to be written at most; more are dropped (and counted) rather than
+    /// slow a request down.
+    #[arg(long, env = "GATEWAY_USAGE_QUEUE", default_value_t = 10_000)]
+    pub usage_queue: usize,
+
+    /// How long usage records are kept (`90d`, `12h`); hourly totals are kept beyond it.
+    #[arg(long, env = "GATEWAY_USAGE_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub usage_retention: Duration,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -114,6 +137,14 @@ pub enum Command {
     /// Ask the gateway at GATEWAY_LISTEN for `/health`; exit 0 if it answers 200 (for container
     /// health checks, which then need no curl in the image).
     Healthcheck,
+    /// Manage stored API keys (in GATEWAY_DB; a running gateway sees changes within a second).
+    #[command(subcommand)]
+    Keys(crate::admin::cli::KeysCommand),
+    /// Manage users (the owners of keys).
+    #[command(subcommand)]
+    Users(crate::admin::cli::UsersCommand),
+    /// Show usage totals.
+    Usage(crate::admin::cli::UsageArgs),
 }
 
 impl Config {
@@ -181,9 +212,10 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "ms" => number / 1000.0,
         "m" => number * 60.0,
         "h" => number * 3600.0,
+        "d" => number * 86_400.0,
         other => {
             return Err(format!(
-                "unknown duration unit '{other}' (use ms, s, m or h)"
+                "unknown duration unit '{other}' (use ms, s, m, h or d)"
             ));
         }
     };

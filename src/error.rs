@@ -42,6 +42,22 @@ pub enum GatewayError {
         retry_after: Duration,
         limit: u32,
     },
+    /// A token quota is spent until the period starts again.
+    #[error("{period} token quota of {limit} tokens is used up; retry after {} s", retry_after.as_secs().max(1))]
+    QuotaExceeded {
+        period: &'static str,
+        limit: u64,
+        retry_after: Duration,
+    },
+    /// An admin change names something that exists already (or may not be changed).
+    #[error("{0}")]
+    Conflict(String),
+    /// An admin request names a key or user that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database cannot be used just now (admin API; the request path never needs it).
+    #[error("the database is unavailable; try again shortly")]
+    StoreUnavailable,
     /// No such route.
     #[error("no route for {0}")]
     RouteNotFound(String),
@@ -90,8 +106,12 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::ModelNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::RouteNotFound(_) | Self::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RouteNotFound(_) | Self::ModelNotFound { .. } | Self::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnavailable | Self::UpstreamProtocol | Self::UpstreamInterrupted => {
@@ -110,10 +130,13 @@ impl GatewayError {
             | Self::BodyTooLarge { .. }
             | Self::ModelNotFound { .. }
             | Self::RouteNotFound(_)
+            | Self::NotFound(_)
+            | Self::Conflict(_)
             | Self::MethodNotAllowed(_) => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
             Self::ModelNotAllowed(_) | Self::Forbidden(_) => "permission_error",
             Self::RateLimited { .. } => "rate_limit_error",
+            Self::QuotaExceeded { .. } => "insufficient_quota",
             Self::Upstream { status, .. } if status.is_client_error() => "invalid_request_error",
             _ => "api_error",
         }
@@ -128,6 +151,10 @@ impl GatewayError {
             Self::ModelNotAllowed(_) => Some("model_not_allowed"),
             Self::Forbidden(_) => Some("forbidden"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
+            Self::QuotaExceeded { .. } => Some("quota_exceeded"),
+            Self::Conflict(_) => Some("conflict"),
+            Self::NotFound(_) => Some("not_found"),
+            Self::StoreUnavailable => Some("store_unavailable"),
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::ModelNotFound { .. } => Some("model_not_found"),
@@ -188,6 +215,10 @@ impl GatewayError {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            Self::QuotaExceeded { retry_after, .. } => {
+                let secs = retry_after.as_secs().max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             Self::RateLimited {
                 retry_after, limit, ..
             } => {
@@ -223,10 +254,25 @@ impl GatewayError {
     }
 }
 
+impl From<crate::store::StoreError> for GatewayError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::NotFound(message) => Self::NotFound(message),
+            StoreError::Conflict(message) => Self::Conflict(message),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "admin request: the database is unavailable");
+                Self::StoreUnavailable
+            }
+            StoreError::Unsupported(_) => Self::Internal,
+        }
+    }
+}
+
 /// Which error shape a route speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Surface {
-    /// `/v1/*`: OpenAI's error object.
+    /// `/v1/*` and `/admin/*`: OpenAI's error object.
     OpenAi,
     /// Everything else: Ollama's `{"error": "..."}`.
     Ollama,
@@ -235,7 +281,7 @@ pub enum Surface {
 impl Surface {
     /// The surface a path belongs to, for errors raised before a handler runs.
     pub fn for_path(path: &str) -> Self {
-        if path == "/v1" || path.starts_with("/v1/") {
+        if path == "/v1" || path.starts_with("/v1/") || path.starts_with("/admin/") {
             Self::OpenAi
         } else {
             Self::Ollama

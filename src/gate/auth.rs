@@ -38,13 +38,16 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
     if is_open_route(req.uri().path(), gate.metrics_open) {
         return Ok(None);
     }
-    let Some(caller) = gate.keys.lookup(bearer(req.headers())) else {
-        let message = if req.headers().contains_key(http::header::AUTHORIZATION) {
-            "invalid API key"
-        } else {
-            "missing API key: send Authorization: Bearer <key>"
-        };
-        return Err(GatewayError::Unauthorized(message));
+    let presented = bearer(req.headers());
+    let caller = match gate.keys.load().lookup(presented) {
+        Ok(caller) => caller,
+        // A malformed Authorization header is an invalid key, not a missing one.
+        Err(_)
+            if presented.is_none() && req.headers().contains_key(http::header::AUTHORIZATION) =>
+        {
+            return Err(GatewayError::Unauthorized("invalid API key"));
+        }
+        Err(message) => return Err(GatewayError::Unauthorized(message)),
     };
     if caller.expires.is_some_and(|at| at <= chrono::Utc::now()) {
         return Err(GatewayError::Unauthorized("API key has expired"));

@@ -1,21 +1,27 @@
 //! The gate: who may call, which models they may use, how much, and which paths exist at all.
 //!
-//! - [`keys`]: API keys and the per-key settings (`Caller`).
+//! - [`keys`]: API keys and the per-key settings (`Caller`), configured and stored.
+//! - [`key_format`]: the `og_...` keys the gateway makes, and their checksum.
+//! - [`reload`]: brings changes to stored keys into memory (at once, or within a second when
+//!   another process made them).
 //! - [`models`]: the model allowlist.
 //! - [`auth`]: turns a bearer key into a `Caller` (deny by default).
 //! - [`limits`]: body size, rate and concurrency limits.
 //! - [`path`]: path normalisation before any routing decision.
 //!
-//! [`admit`] is the one middleware that applies them, in this order: body size, key, rates,
-//! concurrency. One layer instead of three: each layer costs a boxed future and a clone of
+//! [`admit`] is the one middleware that applies them, in this order: body size, key, token
+//! quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
 //! the inner service on every request.
 
 pub mod auth;
+pub mod key_format;
 pub mod keys;
 pub mod limits;
 pub mod models;
 pub mod path;
+pub mod reload;
 
+use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -31,8 +37,8 @@ use models::ModelAllowlist;
 /// Everything the gate decides with.
 #[derive(Debug)]
 pub struct Gate {
-    /// Known keys.
-    pub keys: KeyStore,
+    /// Known keys: read once per request, swapped whole when stored keys change.
+    pub keys: ArcSwap<KeyStore>,
     /// `GATEWAY_ALLOWED_MODELS`.
     pub models: ModelAllowlist,
     /// `GATEWAY_GLOBAL_RATE_LIMIT`.
@@ -51,7 +57,7 @@ impl Gate {
     /// Build the gate from the configuration and loaded keys.
     pub fn new(config: &Config, keys: KeyStore) -> Self {
         Self {
-            keys,
+            keys: ArcSwap::from_pointee(keys),
             models: ModelAllowlist::new(&config.allowed_models),
             global_rate: per_minute(config.global_rate_limit, config.global_rate_limit.max(1))
                 .map(governor::RateLimiter::direct),
@@ -127,13 +133,23 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         Err(err) => return err.render(surface),
     };
     if let Some(audit) = req.extensions().get::<Audit>() {
-        audit.set_caller(&caller.name);
+        audit.set_caller(&caller);
     }
+    let quota = match state.usage.quotas.check(&caller) {
+        Ok(quota) => quota,
+        Err((err, quota)) => {
+            let mut response = err.render(surface);
+            quota.write_headers(response.headers_mut());
+            return response;
+        }
+    };
     let permit = match limits::admit(gate, &caller) {
         Ok(permit) => permit,
         Err(err) => return err.render(surface),
     };
     req.extensions_mut().insert(caller.clone());
-    let response = next.run(req).await;
+    req.extensions_mut().insert(quota);
+    let mut response = next.run(req).await;
+    quota.write_headers(response.headers_mut());
     limits::finish(response, &caller, permit)
 }

@@ -13,12 +13,19 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::BodyExt;
 
+use axum::extract::State;
+
 use crate::error::RefusalReason;
+use crate::gate::keys::Caller;
+use crate::state::AppState;
+use crate::store::UsageRecord;
 
 /// What is known about one request so far.
 #[derive(Debug, Default)]
 struct Record {
-    caller: Option<String>,
+    caller: Option<Arc<Caller>>,
+    /// Ollama's model load time, when its answer says.
+    load_duration: Option<Duration>,
     model: Option<String>,
     upstream: Option<Duration>,
     prompt_tokens: Option<u64>,
@@ -48,9 +55,16 @@ impl Audit {
         f(&mut self.record.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The key's name.
-    pub fn set_caller(&self, name: &str) {
-        self.with(|r| r.caller = Some(name.to_owned()));
+    /// The caller (its key's name goes into the line, its id and user into the usage record).
+    pub fn set_caller(&self, caller: &Arc<Caller>) {
+        self.with(|r| r.caller = Some(caller.clone()));
+    }
+
+    /// Ollama's model load time (`load_duration`, in nanoseconds).
+    pub fn set_load_duration(&self, nanos: Option<u64>) {
+        if let Some(nanos) = nanos {
+            self.with(|r| r.load_duration = Some(Duration::from_nanos(nanos)));
+        }
     }
 
     /// The model the request names.
@@ -99,8 +113,9 @@ impl Audit {
     }
 }
 
-/// Middleware: attach an [`Audit`] to the request and emit it when the response body ends.
-pub async fn audit(mut req: Request, next: Next) -> Response {
+/// Middleware: attach an [`Audit`] to the request and emit it (the line, the metrics and the
+/// usage record) when the response body ends.
+pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let audit = Audit::new();
     let in_flight = crate::metrics::InFlight::request();
     req.extensions_mut().insert(audit.clone());
@@ -128,6 +143,7 @@ pub async fn audit(mut req: Request, next: Next) -> Response {
         request_id,
         status,
         refusal,
+        state,
         _in_flight: in_flight,
     }));
     response.map(|body| {
@@ -146,6 +162,8 @@ struct Finished {
     request_id: String,
     status: u16,
     refusal: Option<&'static str>,
+    /// Where the usage record goes.
+    state: AppState,
     /// Keeps the in-flight gauge up until the response is finished.
     _in_flight: crate::metrics::InFlight,
 }
@@ -158,7 +176,7 @@ impl Drop for EmitOnDrop {
         let Some(done) = self.0.take() else { return };
         let total = done.audit.started.elapsed();
         done.audit.with(|r| {
-            let key = r.caller.as_deref().unwrap_or("-");
+            let key = r.caller.as_ref().map_or("-", |c| c.name.as_str());
             let model = r.model.as_deref().unwrap_or("-");
             tracing::info!(
                 target: "audit",
@@ -191,6 +209,27 @@ impl Drop for EmitOnDrop {
                     .filter(|_| done.status >= 400 && done.status < 500),
                 stream_error: r.stream_error.as_deref(),
             });
+            // Requests without a key (refused, or on open routes) leave no usage record: an
+            // anonymous flood must not turn into database writes.
+            if let Some(caller) = &r.caller {
+                let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                done.state.usage.record(UsageRecord {
+                    at: 0,
+                    key_id: caller.id.clone(),
+                    key_name: caller.name.clone(),
+                    user: caller.user.clone(),
+                    model: r.model.clone(),
+                    route: done.route.clone(),
+                    status: done.status,
+                    error: r.stream_error.clone(),
+                    prompt_tokens: r.prompt_tokens.unwrap_or_default(),
+                    completion_tokens: r.completion_tokens.unwrap_or_default(),
+                    total_ms: ms(total),
+                    upstream_ms: r.upstream.map(ms),
+                    ttft_ms: done.audit.first_token.get().copied().map(ms),
+                    load_ms: r.load_duration.map(ms),
+                });
+            }
         });
     }
 }

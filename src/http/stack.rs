@@ -10,12 +10,15 @@
 //!    sensitive, so it never appears in logs).
 //! 4. **catch panic**: a bug answers 500 in the surface's error shape, the server keeps serving.
 //! 5. **CORS**: preflights answered here, without a key.
-//! 6. **audit**: one structured line and the metrics per request, written when the response
-//!    body ends (streams included).
+//! 6. **audit**: one structured line, the metrics and one usage record (queued, never waited
+//!    on) per request, written when the response body ends (streams included).
 //! 7. **the gate** (one layer, [`gate::admit`]), in this order:
 //!    - body limit: 413 before reading a body whose declared length is too large; bodies
 //!      without a length are capped while read;
-//!    - auth: deny by default; the caller's key settings go into the request;
+//!    - auth: deny by default, keys read from memory; the caller's key settings go into the
+//!      request;
+//!    - token quota: 429 `quota_exceeded` once a key's daily or monthly tokens are spent,
+//!      `x-quota-*` headers on every answer (in-memory counters, never the database);
 //!    - rate and concurrency limits: the key's own rate, then the global rate, then the key's
 //!      concurrency cap; 429 with `Retry-After`.
 //!
@@ -27,7 +30,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, Uri, header};
 use tower::util::BoxCloneSyncService;
@@ -57,7 +60,7 @@ pub fn build(state: AppState) -> GatewayService {
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(on_panic))
                 .option_layer(cors(&state.config.cors_origins))
-                .layer(from_fn(audit::audit))
+                .layer(from_fn_with_state(state.clone(), audit::audit))
                 // Our own limit (next layer) replaces axum's 2 MiB default for extractors.
                 .layer(DefaultBodyLimit::disable())
                 .layer(from_fn_with_state(state.clone(), gate::admit)),

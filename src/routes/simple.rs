@@ -82,6 +82,7 @@ pub async fn chat(
             answer.get("prompt_eval_count").and_then(Value::as_u64),
             answer.get("eval_count").and_then(Value::as_u64),
         );
+        audit.set_load_duration(answer.get("load_duration").and_then(Value::as_u64));
         return Ok(Json(answer).into_response());
     }
     let upstream = state

@@ -67,6 +67,7 @@ pub async fn chat_completions(
         }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        audit.set_load_duration(answer.load_duration);
         return Ok(Json(response::chat_completion(answer)).into_response());
     }
     let upstream = state

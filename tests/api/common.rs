@@ -1,22 +1,55 @@
 //! Start a fake Ollama and a gateway in front of it; small helpers to call and read them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use fake_ollama::{FakeConfig, FakeOllama};
 use futures::StreamExt;
 use ollama_gateway::config::{Config, Secret};
+use ollama_gateway::state::AppState;
+use ollama_gateway::usage::clock::{Clock, SystemClock};
 use serde_json::Value;
 
 /// The key every test gateway accepts.
 pub const KEY: &str = "test-key-1";
+
+/// A fresh directory under the system's temp dir (never inside the repository).
+pub fn temp_dir(what: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!(
+        "ollama-gateway-test-{what}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `sqlite://` URL of a new database file in its own temp dir.
+pub fn temp_db() -> String {
+    db_url(&temp_dir("db").join("gateway.db"))
+}
+
+/// `sqlite://` URL of a file.
+pub fn db_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
 
 /// A running gateway and its fake upstream.
 pub struct Env {
     pub fake: FakeOllama,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The gateway's state (its store, usage recorder and key map).
+    pub state: AppState,
 }
 
 impl Env {
@@ -32,22 +65,33 @@ impl Env {
 
     /// A fake with its own settings, and adjusted gateway settings.
     pub async fn with_fake(fake_config: FakeConfig, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::with_clock(fake_config, Arc::new(SystemClock), configure).await
+    }
+
+    /// The gateway configured as by [`Env::with_fake`], counting quotas on `clock`.
+    pub async fn with_clock(
+        fake_config: FakeConfig,
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let fake = FakeOllama::start(fake_config)
             .await
             .expect("fake ollama starts");
-        let mut config = Config::defaults();
-        config.ollama_url = fake.url();
-        config.api_keys = vec![Secret::new(KEY)];
-        config.ollama_api_key = None;
-        config.config_file = None;
-        config.allowed_models = Vec::new();
-        config.cors_origins = Vec::new();
+        let mut config = test_config(&fake);
         configure(&mut config);
-        let gateway = ollama_gateway::build(config).expect("gateway builds");
+        Self::serve(fake, config, clock).await
+    }
+
+    /// Start a gateway with exactly `config` in front of `fake`.
+    pub async fn serve(fake: FakeOllama, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let gateway = ollama_gateway::build_with_clock(config, clock)
+            .await
+            .expect("gateway builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let state = gateway.state.clone();
         tokio::spawn(ollama_gateway::server::run(
             listener,
             gateway.service,
@@ -61,6 +105,7 @@ impl Env {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
+            state,
         }
     }
 
@@ -108,6 +153,20 @@ impl Env {
             .map(|r| r.body.clone())
             .unwrap_or(Value::Null)
     }
+}
+
+/// The settings every test gateway starts from: one key, in front of `fake`, with its own
+/// database in a temp dir.
+pub fn test_config(fake: &FakeOllama) -> Config {
+    let mut config = Config::defaults();
+    config.ollama_url = fake.url();
+    config.api_keys = vec![Secret::new(KEY)];
+    config.ollama_api_key = None;
+    config.config_file = None;
+    config.allowed_models = Vec::new();
+    config.cors_origins = Vec::new();
+    config.db = temp_db();
+    config
 }
 
 /// Status and parsed JSON body.

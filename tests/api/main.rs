@@ -6,6 +6,7 @@
 //! Integration tests: the real gateway on a real port, in front of the fake Ollama, over HTTP.
 //! One test binary (modules below) keeps link time down.
 
+mod admin;
 mod common;
 mod gate;
 mod native;
