@@ -13,5 +13,6 @@ mod native;
 mod openapi;
 mod operations;
 mod simple;
+mod usage;
 mod v1_chat;
 mod v1_other;
