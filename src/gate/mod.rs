@@ -147,8 +147,12 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         Ok(permit) => permit,
         Err(err) => return err.render(surface),
     };
+    if caller.quota.hard
+        && let (Some(budget), Some(audit)) = (quota.hard_budget(), req.extensions().get::<Audit>())
+    {
+        audit.set_hard_budget(budget);
+    }
     req.extensions_mut().insert(caller.clone());
-    req.extensions_mut().insert(quota);
     let mut response = next.run(req).await;
     quota.write_headers(response.headers_mut());
     limits::finish(response, &caller, permit)

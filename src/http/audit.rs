@@ -26,11 +26,38 @@ struct Record {
     caller: Option<Arc<Caller>>,
     /// Ollama's model load time, when its answer says.
     load_duration: Option<Duration>,
+    /// The tokens a stream may still send (keys with a hard quota).
+    hard_budget: Option<HardBudget>,
     model: Option<String>,
     upstream: Option<Duration>,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     stream_error: Option<String>,
+}
+
+/// What a key with `hard_quota` may still spend, set at admission: a stream is ended once it
+/// has sent this many tokens.
+#[derive(Clone, Copy, Debug)]
+pub struct HardBudget {
+    /// Tokens left.
+    pub tokens: u64,
+    /// `daily` or `monthly`: the quota that runs out first.
+    pub period: &'static str,
+    /// That quota's size.
+    pub limit: u64,
+    /// Seconds until it starts again.
+    pub reset: u64,
+}
+
+impl HardBudget {
+    /// The error a stream ends with at the budget.
+    pub fn error(&self) -> crate::error::GatewayError {
+        crate::error::GatewayError::QuotaExceeded {
+            period: self.period,
+            limit: self.limit,
+            retry_after: Duration::from_secs(self.reset),
+        }
+    }
 }
 
 /// A handle on the current request's audit record.
@@ -58,6 +85,16 @@ impl Audit {
     /// The caller (its key's name goes into the line, its id and user into the usage record).
     pub fn set_caller(&self, caller: &Arc<Caller>) {
         self.with(|r| r.caller = Some(caller.clone()));
+    }
+
+    /// The budget of a key with a hard quota (streams end when it is spent).
+    pub fn set_hard_budget(&self, budget: HardBudget) {
+        self.with(|r| r.hard_budget = Some(budget));
+    }
+
+    /// The hard budget, if the key has one.
+    pub fn hard_budget(&self) -> Option<HardBudget> {
+        self.with(|r| r.hard_budget)
     }
 
     /// Ollama's model load time (`load_duration`, in nanoseconds).

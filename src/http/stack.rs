@@ -182,6 +182,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         .allow_methods([
             Method::GET,
             Method::POST,
+            Method::PATCH,
             Method::DELETE,
             Method::HEAD,
             Method::OPTIONS,
@@ -193,6 +194,12 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             HeaderName::from_static("x-ratelimit-limit-requests"),
             HeaderName::from_static("x-ratelimit-remaining-requests"),
             HeaderName::from_static("x-ratelimit-reset-requests"),
+            HeaderName::from_static("x-quota-daily-limit"),
+            HeaderName::from_static("x-quota-daily-remaining"),
+            HeaderName::from_static("x-quota-daily-reset"),
+            HeaderName::from_static("x-quota-monthly-limit"),
+            HeaderName::from_static("x-quota-monthly-remaining"),
+            HeaderName::from_static("x-quota-monthly-reset"),
         ])
         .max_age(Duration::from_secs(3600));
     Some(layer)

@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::time::Sleep;
 
 use crate::error::GatewayError;
-use crate::http::audit::Audit;
+use crate::http::audit::{Audit, HardBudget};
 use crate::metrics::InFlight;
 use crate::upstream::{NativeLine, NativeLines, Tail, UpstreamChunks};
 
@@ -37,6 +37,8 @@ pub struct Framing {
     keepalive: Option<(Duration, &'static [u8])>,
     /// Writes the frame that reports a failure.
     error: fn(&GatewayError, &mut BytesMut),
+    /// A stream ended at a hard quota first gets a last chunk (`finish_reason: "length"`).
+    final_chunk_on_cut: bool,
     content_type: &'static str,
 }
 
@@ -45,6 +47,7 @@ pub static SSE: Framing = Framing {
     done: b"data: [DONE]\n\n",
     keepalive: Some((Duration::from_secs(15), b":\n\n")),
     error: |err, out| write_event(out, &err.openai_body()),
+    final_chunk_on_cut: true,
     content_type: "text/event-stream",
 };
 
@@ -53,12 +56,17 @@ pub static NDJSON: Framing = Framing {
     done: b"",
     keepalive: None,
     error: |err, out| write_line(out, &err.ollama_body()),
+    final_chunk_on_cut: false,
     content_type: "application/x-ndjson",
 };
 
 /// A response body that writes each upstream line as the route's `write` function frames it.
 pub struct LineBody<T, F> {
-    lines: NativeLines<T>,
+    /// `None` once the stream was ended early: dropping it closes the upstream request.
+    lines: Option<NativeLines<T>>,
+    /// Tokens the key may still stream (hard quota), and how many it has.
+    budget: Option<HardBudget>,
+    streamed: u64,
     write: F,
     framing: &'static Framing,
     keepalive: Option<Pin<Box<Sleep>>>,
@@ -84,7 +92,9 @@ where
         write: F,
     ) -> Self {
         Self {
-            lines,
+            budget: audit.hard_budget(),
+            streamed: 0,
+            lines: Some(lines),
             write,
             framing,
             keepalive: framing
@@ -106,6 +116,20 @@ where
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
+    }
+
+    /// End the stream at the hard budget: a last chunk (SSE), the `quota_exceeded` error, and
+    /// the upstream request closed now.
+    fn cut(&mut self, budget: HardBudget, last: T) {
+        self.lines = None;
+        self.ended = true;
+        self.audit.set_upstream_time(self.started.elapsed());
+        self.audit.set_tokens(None, Some(self.streamed));
+        self.audit.set_stream_error("quota_exceeded");
+        if self.framing.final_chunk_on_cut {
+            (self.write)(last, Bytes::new(), &mut self.out);
+        }
+        (self.framing.error)(&budget.error(), &mut self.out);
     }
 
     fn frame(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
@@ -130,11 +154,23 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
         while !this.ended {
-            match Pin::new(&mut this.lines).poll_next(cx) {
+            let Some(lines) = this.lines.as_mut() else {
+                break;
+            };
+            match Pin::new(lines).poll_next(cx) {
                 Poll::Ready(Some(Ok((line, raw)))) => {
                     this.audit.observe_line(&line, this.started);
                     let done = line.is_done();
+                    if !done {
+                        this.streamed += 1;
+                    }
+                    let budget = this.budget.filter(|b| !done && this.streamed >= b.tokens);
+                    let cut = budget.map(|_| line.cut_short(this.streamed));
                     (this.write)(line, raw, &mut this.out);
+                    if let (Some(budget), Some(cut)) = (budget, cut) {
+                        this.cut(budget, cut);
+                        return this.frame();
+                    }
                     if done {
                         this.out.extend_from_slice(this.framing.done);
                         this.ended = true;
@@ -176,7 +212,11 @@ where
 /// stream ends with an `{"error": ...}` line (on a line of its own); any other body is cut off,
 /// as there is no in-band way to say it.
 pub struct PassthroughBody {
-    chunks: UpstreamChunks,
+    /// `None` once the stream was ended early: dropping it closes the upstream request.
+    chunks: Option<UpstreamChunks>,
+    /// Lines (tokens) an NDJSON stream may still send (hard quota), and how many it has.
+    budget: Option<HardBudget>,
+    streamed: u64,
     ndjson: bool,
     at_line_start: bool,
     /// The audit record gets the time to the first and the last byte and Ollama's token counts,
@@ -198,7 +238,12 @@ impl PassthroughBody {
         started: Instant,
     ) -> Self {
         Self {
-            chunks,
+            budget: audit
+                .as_ref()
+                .and_then(Audit::hard_budget)
+                .filter(|_| ndjson),
+            streamed: 0,
+            chunks: Some(chunks),
             ndjson,
             at_line_start: true,
             tail: audit.as_ref().map(|_| Tail::default()),
@@ -207,6 +252,38 @@ impl PassthroughBody {
             ended: false,
             _open: ndjson.then(InFlight::stream),
         }
+    }
+}
+
+impl PassthroughBody {
+    /// Count the lines of `chunk`; once they reach the budget with more to come, end the stream
+    /// there: the lines within the budget, then the `quota_exceeded` error line, and the
+    /// upstream request closed now.
+    fn over_budget(&mut self, chunk: &Bytes, budget: HardBudget) -> Option<Bytes> {
+        let mut keep = None;
+        for (at, _) in chunk.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            self.streamed += 1;
+            if self.streamed >= budget.tokens {
+                keep = Some(at + 1);
+                break;
+            }
+        }
+        let keep = keep?;
+        // The line that spends the budget may be the last one anyway.
+        if keep == chunk.len() && chunk.windows(11).any(|w| w == b"\"done\":true") {
+            return None;
+        }
+        self.chunks = None;
+        self.ended = true;
+        let mut out = BytesMut::from(&chunk[..keep]);
+        (NDJSON.error)(&budget.error(), &mut out);
+        if let Some(audit) = &self.audit {
+            audit.mark_first_token();
+            audit.set_upstream_time(self.started.elapsed());
+            audit.set_tokens(None, Some(self.streamed));
+            audit.set_stream_error("quota_exceeded");
+        }
+        Some(out.freeze())
     }
 }
 
@@ -222,9 +299,17 @@ impl http_body::Body for PassthroughBody {
         if this.ended {
             return Poll::Ready(None);
         }
-        match this.chunks.poll_chunk(cx) {
+        let Some(chunks) = this.chunks.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match chunks.poll_chunk(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(budget) = this.budget
+                    && let Some(cut) = this.over_budget(&chunk, budget)
+                {
+                    return Poll::Ready(Some(Ok(Frame::data(cut))));
+                }
                 if let Some(last) = chunk.last() {
                     this.at_line_start = *last == b'\n';
                 }

@@ -36,6 +36,9 @@ pub trait NativeLine: DeserializeOwned + Send + 'static {
     fn is_done(&self) -> bool;
     /// Ollama's prompt and completion token counts (on the last line).
     fn token_counts(&self) -> (Option<u64>, Option<u64>);
+    /// The last line of a stream the gateway ends early (a hard token quota): this line's
+    /// model and time, `done_reason: "length"` and `completion_tokens` streamed.
+    fn cut_short(&self, completion_tokens: u64) -> Self;
 }
 
 /// Chat and generate lines carry the same `error`, `done` and count fields.
@@ -50,6 +53,16 @@ macro_rules! native_line {
             }
             fn token_counts(&self) -> (Option<u64>, Option<u64>) {
                 (self.prompt_eval_count, self.eval_count)
+            }
+            fn cut_short(&self, completion_tokens: u64) -> Self {
+                Self {
+                    model: self.model.clone(),
+                    created_at: self.created_at.clone(),
+                    done: true,
+                    done_reason: Some("length".into()),
+                    eval_count: Some(completion_tokens),
+                    ..Self::default()
+                }
             }
         }
     )*};

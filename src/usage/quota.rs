@@ -47,6 +47,20 @@ impl QuotaStatus {
             .min()
     }
 
+    /// The budget that runs out first, as a stream's hard limit.
+    pub fn hard_budget(&self) -> Option<crate::http::audit::HardBudget> {
+        [("daily", self.daily), ("monthly", self.monthly)]
+            .into_iter()
+            .filter_map(|(period, b)| b.map(|b| (period, b)))
+            .min_by_key(|(_, b)| b.remaining)
+            .map(|(period, b)| crate::http::audit::HardBudget {
+                tokens: b.remaining,
+                period,
+                limit: b.limit,
+                reset: b.reset,
+            })
+    }
+
     /// Add the `x-quota-*` headers.
     pub fn write_headers(&self, headers: &mut http::HeaderMap) {
         for (name, budget) in [("daily", self.daily), ("monthly", self.monthly)] {

@@ -552,3 +552,253 @@ async fn a_broken_unwritable_or_locked_database_stops_the_start_naming_gateway_d
         assert!(!err.contains("secret"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_hard_quota_ends_streams_at_the_budget_and_closes_the_upstream_a_soft_one_lets_them_finish()
+ {
+    let fake = FakeConfig {
+        chunk_gap: Duration::from_millis(5),
+        ..FakeConfig::default()
+    };
+    let env = Env::with_fake(fake, |_| {}).await;
+    let root = admin_key(&env).await;
+    let mut keys = Vec::new();
+    for (name, hard) in [
+        ("hard-sse", true),
+        ("hard-chat", true),
+        ("hard-native", true),
+        ("soft", false),
+    ] {
+        let (status, created) = admin(
+            &env,
+            &root,
+            "POST",
+            "/admin/api/keys",
+            Some(json!({"name": name, "daily_token_quota": 10, "hard_quota": hard})),
+        )
+        .await;
+        assert_eq!(status, 201);
+        keys.push((
+            created["key"].as_str().unwrap().to_owned(),
+            created["id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let long = json!({"model": "bench", "stream": true, "max_tokens": 200, "messages": [{"role": "user", "content": "go"}]});
+
+    // SSE: the budget's tokens, a last chunk with finish_reason "length", then the error event.
+    let response = post_as(&env, &long)
+        .bearer_auth(&keys[0].0)
+        .send()
+        .await
+        .unwrap();
+    let (events, done) = sse_json(response).await;
+    assert!(!done, "no [DONE] after the error event");
+    let error = events.last().unwrap();
+    assert_eq!(error["error"]["code"], "quota_exceeded", "{error}");
+    let chunks = &events[..events.len() - 1];
+    let text = super::common::streamed_text(chunks);
+    assert_eq!(text.matches("tok").count(), 10, "{text}");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "length"
+    );
+    let started = Instant::now();
+    while env.fake.cancelled_streams() < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the upstream request was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    counted(&env, &keys[0].1, 10).await;
+    assert_eq!(
+        post_as(&env, &long)
+            .bearer_auth(&keys[0].0)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+
+    // NDJSON (/chat and the native passthrough): the budget's lines, then an error line.
+    let native = json!({"model": "bench", "options": {"num_predict": 200}, "messages": [{"role": "user", "content": "go"}]});
+    for (path, (key, id), cancelled) in [("/chat", &keys[1], 2), ("/api/chat", &keys[2], 3)] {
+        let response = env
+            .client
+            .post(env.url(path))
+            .bearer_auth(key)
+            .json(&native)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let lines = ndjson(response).await;
+        assert_eq!(lines.len(), 11, "{path}: {lines:?}");
+        assert!(lines[..10].iter().all(|l| l["done"] == false), "{path}");
+        assert!(
+            lines[10]["error"].as_str().unwrap().contains("quota"),
+            "{path}: {}",
+            lines[10]
+        );
+        let started = Instant::now();
+        while env.fake.cancelled_streams() < cancelled {
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{path}: the upstream request was not closed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        counted(&env, id, 10).await;
+    }
+
+    // Without hard_quota the stream that crosses the quota finishes; the overshoot is counted.
+    let response = post_as(&env, &long)
+        .bearer_auth(&keys[3].0)
+        .send()
+        .await
+        .unwrap();
+    let (events, done) = sse_json(response).await;
+    assert!(done);
+    assert_eq!(
+        super::common::streamed_text(&events).matches("tok").count(),
+        200
+    );
+    let started = Instant::now();
+    while env.state.usage.quotas.used(&keys[3].1).0 < 200 {
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        post_as(&env, &long)
+            .bearer_auth(&keys[3].0)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+}
+
+#[tokio::test]
+async fn records_past_the_retention_are_deleted_and_their_hourly_totals_still_answer() {
+    let env = Env::start().await;
+    let root = admin_key(&env).await;
+    let old = chrono::Utc::now() - chrono::Duration::days(100);
+    let record = |minute: i64| ollama_gateway::store::UsageRecord {
+        at: old.timestamp_millis() + minute * 60_000,
+        key_name: "ancient".into(),
+        model: Some("llama3.2".into()),
+        route: "/v1/chat/completions".into(),
+        status: 200,
+        prompt_tokens: 7,
+        completion_tokens: 5,
+        total_ms: 12.0,
+        ..Default::default()
+    };
+    let store = &env.state.store;
+    store
+        .insert_usage(&[record(0), record(1), record(2)])
+        .await
+        .unwrap();
+    let cutoff = (chrono::Utc::now() - chrono::Duration::days(90)).timestamp_millis();
+    assert_eq!(store.prune_usage(cutoff).await.unwrap(), 3);
+    assert!(store.usage(0, i64::MAX).await.unwrap().is_empty());
+    let (status, body) = admin(
+        &env,
+        &root,
+        "GET",
+        &format!(
+            "/admin/api/usage?group_by=key,day&to={}",
+            (old + chrono::Duration::days(1)).format("%Y-%m-%d")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let row = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "ancient")
+        .unwrap_or_else(|| panic!("{body}"))
+        .clone();
+    assert_eq!(
+        (row["requests"].clone(), row["total_tokens"].clone()),
+        (json!(3), json!(36))
+    );
+    assert_eq!(row["day"], old.format("%Y-%m-%d").to_string());
+    assert!(
+        row["latency_ms_p50"].is_null(),
+        "percentiles need the records"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_writes_the_queued_usage_records_before_the_process_exits() {
+    let fake = fake_ollama::FakeOllama::start(FakeConfig::default())
+        .await
+        .unwrap();
+    let db = super::common::temp_db();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ollama-gateway"))
+        .env_clear()
+        .env("GATEWAY_DB", &db)
+        .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OLLAMA_URL", fake.url())
+        .env("GATEWAY_API_KEYS", "sigterm-key")
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..25 {
+        let response = client
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth("sigterm-key")
+            .json(&chat("llama3.2"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+    // At once: well inside the writer's one-second flush interval.
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let store = ollama_gateway::store::Store::open(&db).await.unwrap();
+    let records = store.usage(0, i64::MAX).await.unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.route == "/v1/chat/completions")
+            .count(),
+        25
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r.key_name == "key-1" && r.key_id.is_none())
+    );
+}
