@@ -23,6 +23,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn async_main(config: Config) -> std::process::ExitCode {
+    if matches!(&config.command, Some(Command::Keys(_) | Command::Users(_))) {
+        // The CLI's changes are audited like the admin API's: one line each on stderr.
+        init_tracing(config.log_format);
+    }
     match &config.command {
         Some(Command::Healthcheck) => return healthcheck(config.listen).await,
         Some(Command::Keys(command)) => return cli::keys(&config, command).await,

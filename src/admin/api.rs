@@ -108,14 +108,7 @@ async fn apply(state: &AppState) {
 }
 
 fn audit_change(caller: &Caller, action: &str, target: &str) {
-    tracing::info!(
-        target: "audit",
-        admin = %caller.name,
-        admin_key_id = caller.id.as_deref().unwrap_or("-"),
-        action,
-        target,
-        "admin change"
-    );
+    super::audit_change(&caller.name, caller.id.as_deref(), action, target);
 }
 
 fn view(state: &AppState, record: &KeyRecord) -> KeyView {

@@ -224,6 +224,7 @@ async fn run_keys(config: &Config, command: &KeysCommand) -> Result<String, Stri
             let (record, key) = super::create_key(&store, &config_keys, body, now)
                 .await
                 .map_err(show)?;
+            super::audit_change("cli", None, "key.create", &record.id);
             if *json {
                 let mut view = super::stored_view(config, &record, (0, 0));
                 view.key = Some(key);
@@ -236,21 +237,38 @@ async fn run_keys(config: &Config, command: &KeysCommand) -> Result<String, Stri
         }
         KeysCommand::List { json } => {
             let records = store.keys().await.map_err(|e| show(e.into()))?;
+            // What the gateway counts in memory, as of the last written usage records.
+            let today = store
+                .tokens_since(millis(crate::usage::quota::day_start(now)))
+                .await
+                .unwrap_or_default();
+            let month = store
+                .tokens_since(millis(crate::usage::quota::month_start(now)))
+                .await
+                .unwrap_or_default();
+            let used = |counter: &str| {
+                let find = |rows: &[(String, u64)]| {
+                    rows.iter()
+                        .find(|(k, _)| k == counter)
+                        .map_or(0, |(_, n)| *n)
+                };
+                (find(&today), find(&month))
+            };
             let mut views: Vec<_> = config_keys
                 .iter()
-                .map(|k| super::config_view(k, (0, 0)))
+                .map(|k| super::config_view(k, used(&super::config_counter(&k.name))))
                 .collect();
             views.extend(
                 records
                     .iter()
-                    .map(|r| super::stored_view(config, r, (0, 0))),
+                    .map(|r| super::stored_view(config, r, used(&r.id))),
             );
             if *json {
                 return Ok(to_json(&serde_json::json!({"data": views})));
             }
             let mut out = format!(
-                "{:<18} {:<20} {:<12} {:<12} {:<7} {:<9} {:<6}\n",
-                "ID", "NAME", "USER", "PREFIX", "SOURCE", "STATE", "ADMIN"
+                "{:<18} {:<20} {:<12} {:<12} {:<7} {:<9} {:<6} {:>12}\n",
+                "ID", "NAME", "USER", "PREFIX", "SOURCE", "STATE", "ADMIN", "TOKENS TODAY"
             );
             for v in views {
                 let state = if v.revoked {
@@ -261,24 +279,27 @@ async fn run_keys(config: &Config, command: &KeysCommand) -> Result<String, Stri
                     "disabled"
                 };
                 out.push_str(&format!(
-                    "{:<18} {:<20} {:<12} {:<12} {:<7} {:<9} {:<6}\n",
+                    "{:<18} {:<20} {:<12} {:<12} {:<7} {:<9} {:<6} {:>12}\n",
                     v.id,
                     v.name,
                     v.user.as_deref().unwrap_or("-"),
                     v.prefix.as_deref().unwrap_or("-"),
                     v.source,
                     state,
-                    v.settings.admin
+                    v.settings.admin,
+                    v.tokens_today
                 ));
             }
             Ok(out)
         }
         KeysCommand::Disable { id } => {
             let record = set_enabled(id, false).await?;
+            super::audit_change("cli", None, "key.update", id);
             Ok(format!("Disabled key '{}' ({}).\n", record.name, record.id))
         }
         KeysCommand::Enable { id } => {
             let record = set_enabled(id, true).await?;
+            super::audit_change("cli", None, "key.update", id);
             Ok(format!("Enabled key '{}' ({}).\n", record.name, record.id))
         }
         KeysCommand::Revoke { id } => {
@@ -287,6 +308,7 @@ async fn run_keys(config: &Config, command: &KeysCommand) -> Result<String, Stri
                 .revoke_key(id, millis(now))
                 .await
                 .map_err(|e| show(e.into()))?;
+            super::audit_change("cli", None, "key.revoke", id);
             Ok(format!("Revoked key '{}' ({}).\n", record.name, record.id))
         }
     }
@@ -302,6 +324,7 @@ async fn run_users(config: &Config, command: &UsersCommand) -> Result<String, St
                 .create_user(name, *role, now)
                 .await
                 .map_err(|e| show(e.into()))?;
+            super::audit_change("cli", None, "user.create", name);
             Ok(format!(
                 "Created user '{}' ({}).\n",
                 user.name,
@@ -332,6 +355,7 @@ async fn run_users(config: &Config, command: &UsersCommand) -> Result<String, St
                 .update_user(name, *role)
                 .await
                 .map_err(|e| show(e.into()))?;
+            super::audit_change("cli", None, "user.update", name);
             Ok(format!("User '{name}' is now {}.\n", role.as_str()))
         }
         UsersCommand::Delete { name } => {
@@ -339,6 +363,7 @@ async fn run_users(config: &Config, command: &UsersCommand) -> Result<String, St
                 .delete_user(name, now)
                 .await
                 .map_err(|e| show(e.into()))?;
+            super::audit_change("cli", None, "user.delete", name);
             Ok(format!(
                 "Deleted user '{name}'; revoked {} key(s).\n",
                 revoked.len()

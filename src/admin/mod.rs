@@ -361,6 +361,19 @@ pub fn user_view(user: &User, keys: &[KeyRecord]) -> UserView {
     }
 }
 
+/// Write the audit line of an admin change: who (the admin key's name and id, or `cli`), what,
+/// and on which key id or user name.
+pub fn audit_change(admin: &str, admin_key_id: Option<&str>, action: &str, target: &str) {
+    tracing::info!(
+        target: "audit",
+        admin,
+        admin_key_id = admin_key_id.unwrap_or("-"),
+        action,
+        target,
+        "admin change"
+    );
+}
+
 /// The quota counter's name for a configured key (stored keys count under their id).
 pub fn config_counter(name: &str) -> String {
     format!("{CONFIG_ID_PREFIX}{name}")

@@ -9,8 +9,8 @@
 //! - [`limits`]: body size, rate and concurrency limits.
 //! - [`path`]: path normalisation before any routing decision.
 //!
-//! [`admit`] is the one middleware that applies them, in this order: body size, key, token
-//! quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
+//! [`admit`] is the one middleware that applies them, in this order: body size, key (and, on
+//! `/admin/*`, that it is an admin key), token quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
 //! the inner service on every request.
 
 pub mod auth;
@@ -134,6 +134,11 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     if let Some(audit) = req.extensions().get::<Audit>() {
         audit.set_caller(&caller);
+    }
+    // The admin API is for admin keys only, decided here before any body is read (the handlers
+    // check again).
+    if !caller.admin && req.uri().path().starts_with("/admin/") {
+        return GatewayError::Forbidden("the admin API needs an admin key".into()).render(surface);
     }
     let quota = match state.usage.quotas.check(&caller) {
         Ok(quota) => quota,

@@ -181,11 +181,18 @@ impl Quotas {
         }
         let now = self.clock.now();
         let mut all = self.used.lock().unwrap_or_else(PoisonError::into_inner);
-        let used = all.entry(id.to_owned()).or_insert(Used {
-            day: day_index(now),
-            month: month_index(now),
-            ..Used::default()
-        });
+        // A key's entry exists after its first request: look it up without allocating.
+        if !all.contains_key(id) {
+            all.insert(
+                id.to_owned(),
+                Used {
+                    day: day_index(now),
+                    month: month_index(now),
+                    ..Used::default()
+                },
+            );
+        }
+        let Some(used) = all.get_mut(id) else { return };
         self.rolled(used, now);
         used.day_tokens = used.day_tokens.saturating_add(tokens);
         used.month_tokens = used.month_tokens.saturating_add(tokens);

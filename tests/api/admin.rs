@@ -191,6 +191,20 @@ async fn the_admin_api_refuses_non_admins_and_bad_input_in_the_openai_shape() {
     )
     .await;
     assert_eq!(status, 403);
+    let (status, _) = admin(
+        &env,
+        KEY,
+        "POST",
+        "/admin/api/keys",
+        Some(json!({"colour": 1})),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "a non-admin learns nothing about the body's validation"
+    );
+    let (status, _) = admin(&env, KEY, "GET", "/admin/api/nothing-here", None).await;
+    assert_eq!(status, 403, "the whole /admin/ prefix");
 
     for (body, field) in [
         (json!({}), "name"),
@@ -479,6 +493,10 @@ async fn the_cli_manages_keys_of_a_running_gateway_which_sees_changes_within_a_s
 
     let (ok, _, err) = cli(&db, &["keys", "disable", &id]);
     assert!(ok, "{err}");
+    assert!(
+        err.contains("admin change") && err.contains("key.update") && err.contains(&id),
+        "the CLI's changes are audited: {err}"
+    );
     assert!(until_status(&env, &key, 401).await < Duration::from_secs(1));
     let (ok, _, _) = cli(&db, &["keys", "enable", &id]);
     assert!(ok);
