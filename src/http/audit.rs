@@ -141,6 +141,7 @@ impl Audit {
             self.set_upstream_time(upstream_started.elapsed());
             let (prompt, completion) = line.token_counts();
             self.set_tokens(prompt, completion);
+            self.set_load_duration(line.load_duration());
         }
     }
 

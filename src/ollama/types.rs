@@ -152,6 +152,9 @@ pub struct GenerateResponse {
     pub done: bool,
     #[serde(default)]
     pub done_reason: Option<String>,
+    /// Nanoseconds spent loading the model (on the last line).
+    #[serde(default)]
+    pub load_duration: Option<u64>,
     #[serde(default)]
     pub prompt_eval_count: Option<u64>,
     #[serde(default)]

@@ -121,6 +121,7 @@ pub async fn completions(
         }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+        audit.set_load_duration(answer.load_duration);
         return Ok(Json(response::completion(answer, opts.echo.as_deref())).into_response());
     }
     let upstream = state

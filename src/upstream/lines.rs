@@ -36,6 +36,8 @@ pub trait NativeLine: DeserializeOwned + Send + 'static {
     fn is_done(&self) -> bool;
     /// Ollama's prompt and completion token counts (on the last line).
     fn token_counts(&self) -> (Option<u64>, Option<u64>);
+    /// Ollama's model load time in nanoseconds (on the last line).
+    fn load_duration(&self) -> Option<u64>;
     /// The last line of a stream the gateway ends early (a hard token quota): this line's
     /// model and time, `done_reason: "length"` and `completion_tokens` streamed.
     fn cut_short(&self, completion_tokens: u64) -> Self;
@@ -53,6 +55,9 @@ macro_rules! native_line {
             }
             fn token_counts(&self) -> (Option<u64>, Option<u64>) {
                 (self.prompt_eval_count, self.eval_count)
+            }
+            fn load_duration(&self) -> Option<u64> {
+                self.load_duration
             }
             fn cut_short(&self, completion_tokens: u64) -> Self {
                 Self {

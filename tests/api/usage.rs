@@ -133,6 +133,24 @@ async fn usage_totals_equal_the_tokens_the_fake_reported_on_every_surface() {
         assert!(row["latency_ms_p50"].as_f64().is_some());
         total += prompt + completion;
     }
+    // Ollama's load duration is kept where the gateway reads the answer's last line itself.
+    let records = env.state.store.usage(0, i64::MAX).await.unwrap();
+    for route in ["/v1/chat/completions", "/v1/completions", "/chat"] {
+        let of_route: Vec<_> = records.iter().filter(|r| r.route == route).collect();
+        assert_eq!(of_route.len(), 2, "{route}");
+        assert!(
+            of_route
+                .iter()
+                .all(|r| r.load_ms.is_some_and(|ms| ms > 0.0)),
+            "{route}: {of_route:?}"
+        );
+        assert!(
+            of_route
+                .iter()
+                .all(|r| r.key_id == created["id"].as_str().map(str::to_owned)
+                    && r.user.as_deref() == Some("fay"))
+        );
+    }
     // The same totals by key, user and model, in JSON and CSV, and on the key's listing.
     let (_, by_key) = admin(
         &env,
