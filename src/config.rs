@@ -94,6 +94,13 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
+    /// How long a client may take to send a request's body, counted from its headers. A body
+    /// still arriving after that may go on only while its average rate since then stays at or
+    /// above 1 MiB/s (a large upload on a fast link finishes; a trickle does not). Then 408.
+    /// 0 sets no bound.
+    #[arg(long, env = "GATEWAY_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
     /// Runtime worker threads (0 = one per CPU). On a small machine shared with Ollama, fewer
     /// threads spend less CPU waking each other.
     #[arg(long, env = "GATEWAY_WORKER_THREADS", default_value_t = 0)]
@@ -302,6 +309,7 @@ mod tests {
         assert_eq!(config.ollama_url, "http://127.0.0.1:11434");
         assert_eq!(config.upstream_timeout, Duration::from_secs(300));
         assert_eq!(config.max_body, 32 << 20);
+        assert_eq!(config.body_timeout, Duration::from_secs(30));
         assert_eq!(config.auth, AuthMode::On);
     }
 }

@@ -26,6 +26,10 @@ pub enum GatewayError {
     /// The body is larger than the configured limit.
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// The client did not send its body within `GATEWAY_BODY_TIMEOUT` (or fell below the
+    /// minimum rate after it).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// No key, or a key the gateway does not know.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -104,6 +108,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::ModelNotAllowed(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -128,6 +133,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. }
             | Self::BodyTooLarge { .. }
+            | Self::BodyTimeout
             | Self::ModelNotFound { .. }
             | Self::RouteNotFound(_)
             | Self::NotFound(_)
@@ -147,6 +153,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => Some("invalid_value"),
             Self::BodyTooLarge { .. } => Some("request_too_large"),
+            Self::BodyTimeout => Some("request_timeout"),
             Self::Unauthorized(_) => Some("invalid_api_key"),
             Self::ModelNotAllowed(_) => Some("model_not_allowed"),
             Self::Forbidden(_) => Some("forbidden"),
@@ -218,6 +225,10 @@ impl GatewayError {
             Self::QuotaExceeded { retry_after, .. } => {
                 let secs = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            // The rest of the body may never come: the connection is not reused.
+            Self::BodyTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Self::RateLimited {
                 retry_after, limit, ..

@@ -32,7 +32,7 @@ use gate::keys::KeyStore;
 use shutdown::Shutdown;
 use state::{AppState, Inner};
 use store::{Role, Store};
-use upstream::Upstream;
+use upstream::{Upstream, UpstreamProbe};
 use usage::clock::{Clock, SystemClock};
 use usage::{Usage, UsageSettings};
 
@@ -94,6 +94,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
     let gate = Gate::new(&config, keys);
     let state = AppState::new(Inner {
         upstream,
+        probe: UpstreamProbe::new(),
         gate,
         shutdown: Shutdown::new(),
         metrics: metrics::install(),

@@ -72,6 +72,9 @@ async fn run(config: Config) -> Result<(), String> {
         admin_endpoints = state.config.allow_admin,
         "ollama-gateway listening"
     );
+    // Says in the log whether Ollama answers at OLLAMA_URL, and again whenever that changes.
+    let watched = state.clone();
+    tokio::spawn(async move { watched.probe.watch(&watched.upstream).await });
     ollama_gateway::server::run(
         listener,
         gateway.service,

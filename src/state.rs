@@ -10,7 +10,7 @@ use crate::gate::Gate;
 use crate::gate::reload::Reloader;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamProbe};
 use crate::usage::Usage;
 
 /// Shared state.
@@ -24,6 +24,8 @@ pub struct Inner {
     pub config: Config,
     /// The Ollama client.
     pub upstream: Upstream,
+    /// Whether Ollama answers (cached for `/health` and `/ready`).
+    pub probe: UpstreamProbe,
     /// Keys, allowlists, limits.
     pub gate: Gate,
     /// Tells long streams that the shutdown grace period is over.

@@ -39,10 +39,21 @@ pub(crate) enum Failure {
     Status500,
     /// `fail-busy`: 503 server busy before any byte.
     Busy,
+    /// `fail-leak`: 500 whose `{"error"}` names the fake's own address (a Go dial error).
+    LeakAddress,
+    /// `fail-html`: 502 HTML page from "a proxy", naming the fake's address.
+    HtmlPage,
+    /// `fail-redirect`: 302 to another URL on the fake.
+    Redirect,
+    /// `fail-midleak`: two lines, then an `{"error"}` line naming a runner's URL.
+    MidstreamLeak,
 }
 
 /// How long `fail-slow` and `fail-stall` keep the client waiting.
 pub(crate) const SLOW_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The runner error of `fail-midleak`: Ollama's runners are local HTTP servers.
+pub(crate) const RUNNER_LEAK: &str = "an error was encountered while running the model: Post \"http://127.0.0.1:39145/completion\": EOF";
 
 /// The message Ollama sends when the runner fails during generation.
 pub(crate) const RUNNER_ERROR: &str = "an error was encountered while running the model";
@@ -103,6 +114,8 @@ pub(crate) fn lookup(fixtures: &Fixtures, name: &str) -> Option<Kind> {
         "llava:latest" => Kind::Vision,
         "all-minilm:latest" => Kind::Embedding,
         "bench:latest" => Kind::Bench,
+        // Made from a local file: its show's `parent_model` is that file's path.
+        "local-blob:latest" => Kind::Text { tools: false },
         _ if fixtures.tag_entry(&full).is_some() => Kind::Text { tools: false },
         _ => return None,
     };
@@ -118,6 +131,10 @@ fn failure_for(full: &str) -> Option<Failure> {
         "fail-stall:latest" => Failure::Stall,
         "fail-500:latest" => Failure::Status500,
         "fail-busy:latest" => Failure::Busy,
+        "fail-leak:latest" => Failure::LeakAddress,
+        "fail-html:latest" => Failure::HtmlPage,
+        "fail-redirect:latest" => Failure::Redirect,
+        "fail-midleak:latest" => Failure::MidstreamLeak,
         _ => return None,
     })
 }

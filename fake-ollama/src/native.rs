@@ -2,7 +2,7 @@
 //! `/api/show`, `/api/ps`, `/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`.
 
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -69,15 +69,32 @@ pub(crate) async fn ps(State(state): State<FakeState>) -> Response {
     reply::ok(&json!({ "models": models }))
 }
 
+/// The answer of a failure that names the fake's address (`fail-leak`, `fail-html`,
+/// `fail-redirect`), if the request's `model` is one.
+fn address_failure(state: &FakeState, headers: &HeaderMap, model: &str) -> Option<Response> {
+    let Some(Kind::Fail(failure)) = models::lookup(state.fixtures(), model) else {
+        return None;
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:11434");
+    reply::address_failure(failure, host)
+}
+
 /// `POST /api/show`: `fixtures/show/<base>.json`, or a description built from `tags.json`.
 pub(crate) async fn show(
     State(state): State<FakeState>,
+    headers: HeaderMap,
     Extension(body): Extension<RequestBody>,
 ) -> Result<Response, Rejection> {
     let fields = body.object("ShowRequest")?;
     let name = fields.model_or_name()?;
     if name.is_empty() {
         return Err(Rejection::model_required());
+    }
+    if let Some(response) = address_failure(&state, &headers, name) {
+        return Ok(response);
     }
     let full = models::full_name(name);
     let fixtures = state.fixtures();
@@ -90,11 +107,13 @@ pub(crate) async fn show(
     if let Some(show) = fixtures.shows.get(models::base_name(&full)) {
         return Ok(reply::ok(show));
     }
-    Ok(reply::ok(&generic_show(
-        fixtures.tag_entry(&full),
-        &full,
-        kind,
-    )))
+    let mut show = generic_show(fixtures.tag_entry(&full), &full, kind);
+    if full == "local-blob:latest" {
+        show["details"]["parent_model"] = json!(
+            "/root/.ollama/models/blobs/sha256-0000000000000000000000000000000000000000000000000000000000000000"
+        );
+    }
+    Ok(reply::ok(&show))
 }
 
 /// A plausible `/api/show` answer for a model without a show fixture.
@@ -139,27 +158,37 @@ fn generic_show(entry: Option<&Value>, full: &str, kind: Kind) -> Value {
 /// `POST /api/chat`.
 pub(crate) async fn chat(
     State(state): State<FakeState>,
+    headers: HeaderMap,
     Extension(body): Extension<RequestBody>,
 ) -> Response {
-    generation(state, &body, Endpoint::Chat, Instant::now()).await
+    generation(state, &headers, &body, Endpoint::Chat, Instant::now()).await
 }
 
 /// `POST /api/generate`.
 pub(crate) async fn generate(
     State(state): State<FakeState>,
+    headers: HeaderMap,
     Extension(body): Extension<RequestBody>,
 ) -> Response {
-    generation(state, &body, Endpoint::Generate, Instant::now()).await
+    generation(state, &headers, &body, Endpoint::Generate, Instant::now()).await
 }
 
 /// Chat and generate: stream the planned lines on schedule, or wait for the last one and
 /// answer with their aggregate.
 async fn generation(
     state: FakeState,
+    headers: &HeaderMap,
     body: &RequestBody,
     endpoint: Endpoint,
     start: Instant,
 ) -> Response {
+    let model = body
+        .object(endpoint.go_type())
+        .ok()
+        .and_then(|fields| fields.str("model").ok());
+    if let Some(response) = model.and_then(|m| address_failure(&state, headers, m)) {
+        return response;
+    }
     let plan = match body
         .object(endpoint.go_type())
         .and_then(|fields| scenario::plan(state.fixtures(), endpoint, fields))
@@ -217,10 +246,14 @@ async fn embedding_model(state: &FakeState, model: &str) -> Result<(), Rejection
 /// `POST /api/embed`: one deterministic unit vector per input string.
 pub(crate) async fn embed(
     State(state): State<FakeState>,
+    headers: HeaderMap,
     Extension(body): Extension<RequestBody>,
 ) -> Result<Response, Rejection> {
     let fields = body.object("EmbedRequest")?;
     let model = fields.str("model")?;
+    if let Some(response) = address_failure(&state, &headers, model) {
+        return Ok(response);
+    }
     let inputs: Vec<&str> = match fields.get("input") {
         None => Vec::new(),
         Some(Value::String(s)) if s.is_empty() => Vec::new(),

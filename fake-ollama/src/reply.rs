@@ -37,6 +37,35 @@ pub(crate) fn with_type(status: StatusCode, content_type: &'static str, body: Bo
     response
 }
 
+/// The answers of the failures that name where the fake runs (`host` is the request's `Host`,
+/// the address the client dialled): a Go dial error in Ollama's error shape, a proxy's HTML
+/// 502 page, a redirect. `None` for any other failure.
+pub(crate) fn address_failure(failure: crate::models::Failure, host: &str) -> Option<Response> {
+    use crate::models::Failure;
+    Some(match failure {
+        Failure::LeakAddress => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Post \"http://{host}/api/chat\": dial tcp {host}: connect: connection refused"
+            ),
+        ),
+        Failure::HtmlPage => {
+            let page = format!(
+                "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><p>upstream http://{host}/ is not answering</p><hr>nginx at {host}</body></html>"
+            );
+            with_type(StatusCode::BAD_GATEWAY, "text/html", Body::from(page))
+        }
+        Failure::Redirect => {
+            let mut response = empty(StatusCode::FOUND);
+            if let Ok(location) = HeaderValue::from_str(&format!("http://{host}/elsewhere")) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        _ => return None,
+    })
+}
+
 /// A status with no body (Ollama's `c.Status(...)`).
 pub(crate) fn empty(status: StatusCode) -> Response {
     status.into_response()

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::FakeConfig;
 use crate::fixtures::Fixtures;
-use crate::models::{self, Failure, Kind, RUNNER_ERROR, SLOW_DELAY};
+use crate::models::{self, Failure, Kind, RUNNER_ERROR, RUNNER_LEAK, SLOW_DELAY};
 use crate::reply::{self, Rejection};
 use crate::request::Fields;
 use crate::stream::Schedule;
@@ -492,6 +492,11 @@ fn failure_script(
             lines.push(Line::Json(json!({ "error": RUNNER_ERROR })));
             Script::new(lines)
         }
+        Failure::MidstreamLeak => {
+            let mut lines = first(2);
+            lines.push(Line::Json(json!({ "error": RUNNER_LEAK })));
+            Script::new(lines)
+        }
         Failure::Cut => Script::new(first(2)),
         Failure::Corrupt => {
             let mut lines = first(1);
@@ -515,7 +520,11 @@ fn failure_script(
             ..Script::new(text)
         },
         // Answered before any byte; `plan` never gets here with them.
-        Failure::Status500 | Failure::Busy => Script::new(text),
+        Failure::Status500
+        | Failure::Busy
+        | Failure::LeakAddress
+        | Failure::HtmlPage
+        | Failure::Redirect => Script::new(text),
     }
 }
 

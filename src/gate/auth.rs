@@ -38,6 +38,15 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
     if is_open_route(req.uri().path(), gate.metrics_open) {
         return Ok(None);
     }
+    // Only one key per request: with two, which one a proxy in front or behind would read is
+    // anyone's guess.
+    let mut authorizations = req.headers().get_all(http::header::AUTHORIZATION).iter();
+    if authorizations.next().is_some() && authorizations.next().is_some() {
+        return Err(GatewayError::InvalidRequest {
+            message: "more than one Authorization header; send exactly one".into(),
+            param: None,
+        });
+    }
     let presented = bearer(req.headers());
     let caller = match gate.keys.load().lookup(presented) {
         Ok(caller) => caller,
@@ -49,7 +58,7 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
         }
         Err(message) => return Err(GatewayError::Unauthorized(message)),
     };
-    if caller.expires.is_some_and(|at| at <= chrono::Utc::now()) {
+    if caller.has_expired() {
         return Err(GatewayError::Unauthorized("API key has expired"));
     }
     Ok(Some(caller))

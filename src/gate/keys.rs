@@ -75,6 +75,13 @@ pub struct ConfigKey {
     pub expires: Option<DateTime<Utc>>,
 }
 
+impl Caller {
+    /// Whether the key's expiry time has passed.
+    pub fn has_expired(&self) -> bool {
+        self.expires.is_some_and(|at| at <= Utc::now())
+    }
+}
+
 /// One key in the TOML file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,13 +1,19 @@
-//! Body size, request rate and concurrency limits.
+//! Body size and time, request rate and concurrency limits.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
+use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
+use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
 
 use super::Gate;
 use super::keys::Caller;
@@ -17,8 +23,9 @@ use crate::error::GatewayError;
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
 
-/// Refuse a body whose declared length is over the limit before reading any of it, and cap a
-/// body without a declared length while it is read.
+/// Refuse a body whose declared length is over the limit before reading any of it, cap a body
+/// without a declared length while it is read, and bound the time it may take
+/// ([`TimedBody`]; a timeout of zero sets no bound).
 pub fn limit_body(gate: &Gate, mut req: Request) -> Result<Request, GatewayError> {
     let limit = gate.max_body;
     let declared = req
@@ -30,7 +37,110 @@ pub fn limit_body(gate: &Gate, mut req: Request) -> Result<Request, GatewayError
         return Err(GatewayError::BodyTooLarge { limit });
     }
     req.extensions_mut().insert(BodyLimit(limit));
-    Ok(req.map(|body| Body::new(http_body_util::Limited::new(body, limit))))
+    let timeout = gate.body_timeout;
+    Ok(req.map(|body| {
+        if timeout.is_zero() {
+            Body::new(http_body_util::Limited::new(body, limit))
+        } else {
+            Body::new(http_body_util::Limited::new(
+                TimedBody::new(body, timeout),
+                limit,
+            ))
+        }
+    }))
+}
+
+/// Past the body timeout, the average rate (bytes per second since the headers) a body still
+/// arriving must keep up.
+pub const MIN_BODY_RATE: u64 = 1024 * 1024;
+
+/// The error a request body ends with when it is too slow; answered with 408.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
+
+/// A request body that fails with [`BodyTimedOut`] once it has taken longer than the timeout
+/// and its average rate is below [`MIN_BODY_RATE`]. Its timer is only made when the body is
+/// waited for, so a body that has already arrived (most of them) costs no timer at all.
+pub struct TimedBody {
+    inner: Body,
+    started: Instant,
+    timeout: Duration,
+    received: u64,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl TimedBody {
+    /// `inner`, due within `timeout` from now.
+    pub fn new(inner: Body, timeout: Duration) -> Self {
+        Self {
+            inner,
+            started: Instant::now(),
+            timeout,
+            received: 0,
+            timer: None,
+        }
+    }
+
+    /// When the body fails if nothing more arrives: the timeout, or later while what has
+    /// arrived keeps the average rate up.
+    fn deadline(&self) -> Instant {
+        let at_min_rate = Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64);
+        // A timeout too large to add is as good as none (about 136 years).
+        self.started
+            .checked_add(self.timeout.max(at_min_rate))
+            .unwrap_or_else(|| self.started + Duration::from_secs(u64::from(u32::MAX)))
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let deadline = this.deadline();
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        tracing::info!(
+                            received = this.received,
+                            elapsed_ms = this.started.elapsed().as_millis() as u64,
+                            "request body too slow"
+                        );
+                        Poll::Ready(Some(Err(Box::new(BodyTimedOut))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The key's own rate, then the global rate, then the per-key concurrency cap. The permit (if
@@ -91,5 +201,56 @@ pub fn finish(
                 frame
             }))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::mpsc;
+
+    /// A body fed by hand, timed by [`TimedBody`], and a reader that collects it.
+    fn timed(timeout: Duration) -> (mpsc::UnboundedSender<Bytes>, TimedBody) {
+        let (tx, rx) = mpsc::unbounded::<Bytes>();
+        let stream =
+            futures::StreamExt::map(rx, |chunk| Ok::<_, std::io::Error>(Frame::data(chunk)));
+        let body = Body::new(http_body_util::StreamBody::new(stream));
+        (tx, TimedBody::new(body, timeout))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_fails_at_the_timeout_a_fast_upload_may_run_past_it() {
+        let (tx, body) = timed(Duration::from_secs(1));
+        let reading = tokio::spawn(body.collect());
+        tx.unbounded_send(Bytes::from_static(b"{")).ok();
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        assert!(!reading.is_finished());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let err = reading
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .err()
+            .unwrap_or_else(|| panic!("the body should have failed"));
+        assert!(err.is::<BodyTimedOut>(), "{err}");
+
+        // 2 MiB arrived at once: at 1 MiB/s that buys two seconds in all.
+        let (tx, body) = timed(Duration::from_secs(1));
+        let reading = tokio::spawn(body.collect());
+        tx.unbounded_send(Bytes::from(vec![b' '; 2 * 1024 * 1024]))
+            .ok();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!reading.is_finished(), "still within its rate");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(reading.is_finished(), "below the minimum rate after 2 s");
+
+        let (tx, body) = timed(Duration::from_secs(1));
+        let reading = tokio::spawn(body.collect());
+        tx.unbounded_send(Bytes::from_static(b"{}")).ok();
+        drop(tx);
+        let collected = reading
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(collected.to_bytes(), Bytes::from_static(b"{}"));
     }
 }

@@ -4,6 +4,7 @@
 //! - [`key_format`]: the `og_...` keys the gateway makes, and their checksum.
 //! - [`reload`]: brings changes to stored keys into memory (at once, or within a second when
 //!   another process made them).
+//! - [`fold`]: JSON keys as Ollama's Go decoder matches them (case-insensitively).
 //! - [`models`]: the model allowlist.
 //! - [`auth`]: turns a bearer key into a `Caller` (deny by default).
 //! - [`limits`]: body size, rate and concurrency limits.
@@ -14,6 +15,7 @@
 //! the inner service on every request.
 
 pub mod auth;
+pub mod fold;
 pub mod key_format;
 pub mod keys;
 pub mod limits;
@@ -51,6 +53,8 @@ pub struct Gate {
     pub metrics_open: bool,
     /// `GATEWAY_MAX_BODY`.
     pub max_body: usize,
+    /// `GATEWAY_BODY_TIMEOUT`.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Gate {
@@ -65,6 +69,7 @@ impl Gate {
             allow_admin: config.allow_admin,
             metrics_open: config.metrics_open,
             max_body: config.max_body,
+            body_timeout: config.body_timeout,
         }
     }
 
@@ -82,27 +87,29 @@ impl Gate {
         }
     }
 
-    /// Check every model a native JSON body names. Ollama's Go decoder matches keys without
-    /// regard to case (`"MODEL"` fills `model`, the last one wins), so any spelling of `model` or
-    /// `name` other than the lower-case one is refused instead of slipping past the allowlist.
+    /// Check every model a native JSON body names in `fields` (the keys Ollama reads a model
+    /// name from on this endpoint). Ollama's Go decoder matches keys without regard to case,
+    /// with Unicode folding (`"MODEL"` or `"ſource"` fill `model` and `source`, the last one
+    /// wins), so any other spelling of those keys is refused instead of slipping past the
+    /// allowlist. The first model named is returned, for the audit line.
     pub fn check_body_models(
         &self,
         caller: &Caller,
         body: &serde_json::Map<String, serde_json::Value>,
+        fields: &[&str],
     ) -> Result<Option<String>, GatewayError> {
+        fold::refuse_variants(body.keys(), fields)?;
         let mut first = None;
-        for (key, value) in body {
-            if !(key.eq_ignore_ascii_case("model") || key.eq_ignore_ascii_case("name")) {
+        for field in fields {
+            let Some(value) = body.get(*field) else {
+                continue;
+            };
+            // Go leaves a string field empty for `null`.
+            if value.is_null() {
                 continue;
             }
-            if key != "model" && key != "name" {
-                return Err(GatewayError::invalid(
-                    key.clone(),
-                    format!("{key}: field names are case-sensitive here; use `model`"),
-                ));
-            }
             let model = value.as_str().ok_or_else(|| {
-                GatewayError::invalid(key.clone(), format!("{key}: must be a string"))
+                GatewayError::invalid(*field, format!("{field}: must be a string"))
             })?;
             self.check_model(caller, model)?;
             first.get_or_insert_with(|| model.to_owned());

@@ -20,6 +20,11 @@ use crate::gate::keys::Caller;
 use crate::state::AppState;
 use crate::store::UsageRecord;
 
+/// A request id the client sent but the gateway replaced (too long, or characters that could
+/// forge a log field); written, quoted, into the audit line.
+#[derive(Clone, Debug)]
+pub struct ClientRequestId(pub String);
+
 /// What is known about one request so far.
 #[derive(Debug, Default)]
 struct Record {
@@ -168,6 +173,10 @@ pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let client_request_id = req
+        .extensions_mut()
+        .remove::<ClientRequestId>()
+        .map(|id| id.0);
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let refusal = response
@@ -179,9 +188,10 @@ pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) 
         method: method.to_string(),
         route,
         request_id,
+        client_request_id,
         status,
         refusal,
-        state,
+        state: Some(state),
         _in_flight: in_flight,
     }));
     response.map(|body| {
@@ -198,10 +208,12 @@ struct Finished {
     method: String,
     route: String,
     request_id: String,
+    /// The client's own id, when it was replaced.
+    client_request_id: Option<String>,
     status: u16,
     refusal: Option<&'static str>,
-    /// Where the usage record goes.
-    state: AppState,
+    /// Where the usage record goes (`None` only in unit tests).
+    state: Option<AppState>,
     /// Keeps the in-flight gauge up until the response is finished.
     _in_flight: crate::metrics::InFlight,
 }
@@ -218,7 +230,9 @@ impl Drop for EmitOnDrop {
             let model = r.model.as_deref().unwrap_or("-");
             tracing::info!(
                 target: "audit",
-                request_id = %done.request_id,
+                // Strings are written quoted (and escaped), so no value can pose as a field.
+                request_id = done.request_id.as_str(),
+                client_request_id = done.client_request_id.as_deref(),
                 key,
                 method = %done.method,
                 route = %done.route,
@@ -249,9 +263,9 @@ impl Drop for EmitOnDrop {
             });
             // Requests without a key (refused, or on open routes) leave no usage record: an
             // anonymous flood must not turn into database writes.
-            if let Some(caller) = &r.caller {
+            if let (Some(caller), Some(state)) = (&r.caller, &done.state) {
                 let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-                done.state.usage.record(UsageRecord {
+                state.usage.record(UsageRecord {
                     at: 0,
                     key_id: caller.id.clone(),
                     key_name: caller.name.clone(),
@@ -269,5 +283,73 @@ impl Drop for EmitOnDrop {
                 });
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer into a shared buffer, for the text log format.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn client_values_are_quoted_in_the_text_audit_line() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let audit = Audit::new();
+            let keys = crate::gate::keys::KeyStore::load(
+                &<crate::config::Config as clap::Parser>::parse_from([
+                    "ollama-gateway",
+                    "--api-keys",
+                    "k",
+                ]),
+            )
+            .unwrap_or_default();
+            let caller = keys.lookup(Some("k")).unwrap_or_else(|e| panic!("{e}"));
+            audit.set_caller(&caller);
+            audit.set_model("m status=200");
+            drop(EmitOnDrop(Some(Finished {
+                audit,
+                method: "GET".into(),
+                route: "/v1/models".into(),
+                request_id: "0b7f".into(),
+                client_request_id: Some("a key=key-2 status=200".into()),
+                status: 401,
+                refusal: None,
+                state: None,
+                _in_flight: crate::metrics::InFlight::request(),
+            })));
+        });
+        let line =
+            String::from_utf8_lossy(&buffer.0.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_owned();
+        assert!(line.contains(r#"request_id="0b7f""#), "{line}");
+        assert!(
+            line.contains(r#"client_request_id="a key=key-2 status=200""#),
+            "{line}"
+        );
+        assert!(line.contains(r#"model="m status=200""#), "{line}");
+        assert!(line.contains("status=401"), "{line}");
+        assert!(line.contains(r#" key="key-1" "#), "{line}");
     }
 }

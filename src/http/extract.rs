@@ -41,24 +41,34 @@ where
     }
 }
 
-/// Read the whole body, turning the body-limit error into a 413.
-pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, GatewayError> {
+/// Read the whole body: over the body limit is a 413, too slow (see
+/// [`TimedBody`](crate::gate::limits::TimedBody)) a 408.
+pub async fn read_body<S: Send + Sync>(req: Request, _state: &S) -> Result<Bytes, GatewayError> {
     let limit = req
         .extensions()
         .get::<crate::gate::limits::BodyLimit>()
         .map(|l| l.0);
-    Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-            GatewayError::BodyTooLarge {
-                limit: limit.unwrap_or_default(),
+    match http_body_util::BodyExt::collect(req.into_body()).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+            while let Some(cause) = source {
+                if cause.is::<http_body_util::LengthLimitError>() {
+                    return Err(GatewayError::BodyTooLarge {
+                        limit: limit.unwrap_or_default(),
+                    });
+                }
+                if cause.is::<crate::gate::limits::BodyTimedOut>() {
+                    return Err(GatewayError::BodyTimeout);
+                }
+                source = cause.source();
             }
-        } else {
-            GatewayError::invalid(
+            Err(GatewayError::invalid(
                 "body",
-                format!("could not read the request body: {rejection}"),
-            )
+                format!("could not read the request body: {err}"),
+            ))
         }
-    })
+    }
 }
 
 /// Parse JSON, naming the field at fault when the shape is wrong.

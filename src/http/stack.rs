@@ -4,8 +4,9 @@
 //!
 //! 1. **path normalisation** (before routing): one canonical spelling of the path, or a 400;
 //!    every later decision and the upstream see the normalised path.
-//! 2. **request id**: `x-request-id` from the client or a new UUID; returned on the response
-//!    and sent upstream.
+//! 2. **request id**: `x-request-id` from the client (one header, at most 128 of
+//!    `A-Z a-z 0-9 . _ : -`) or else a new UUID (a refused client id is kept, quoted, for the
+//!    audit line); returned on the response and sent upstream.
 //! 3. **trace**: a span per request carrying the request id (`Authorization` is marked
 //!    sensitive, so it never appears in logs).
 //! 4. **catch panic**: a bug answers 500 in the surface's error shape, the server keeps serving.
@@ -14,9 +15,10 @@
 //!    on) per request, written when the response body ends (streams included).
 //! 7. **the gate** (one layer, [`gate::admit`]), in this order:
 //!    - body limit: 413 before reading a body whose declared length is too large; bodies
-//!      without a length are capped while read;
-//!    - auth: deny by default, keys read from memory; the caller's key settings go into the
-//!      request;
+//!      without a length are capped while read; every body is bounded in time
+//!      (`GATEWAY_BODY_TIMEOUT`, then 408);
+//!    - auth: deny by default (and 400 for more than one `Authorization` header), keys read
+//!      from memory; the caller's key settings go into the request;
 //!    - token quota: 429 `quota_exceeded` once a key's daily or monthly tokens are spent,
 //!      `x-quota-*` headers on every answer (in-memory counters, never the database);
 //!    - rate and concurrency limits: the key's own rate, then the global rate, then the key's
@@ -37,7 +39,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -69,7 +71,7 @@ pub fn build(state: AppState) -> GatewayService {
     let service = ServiceBuilder::new()
         .map_response(|res: http::Response<_>| res.map(Body::new))
         .layer(tower::util::MapRequestLayer::new(normalize_path))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(request_id))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .layer(
@@ -79,11 +81,49 @@ pub fn build(state: AppState) -> GatewayService {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                tracing::info_span!("request", request_id = id, method = %req.method(), path = %req.uri().path())
             }),
         )
         .service(reject_bad_paths(inner));
     BoxCloneSyncService::new(service)
+}
+
+/// Longest request id accepted from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Whether a client's request id can be used as it is: short, and only characters that cannot
+/// break a log line or pose as another field.
+fn acceptable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Keep the client's `x-request-id` when it is acceptable (and the only one), else set a new
+/// UUID; a refused id goes into the request as [`audit::ClientRequestId`] for the audit line.
+fn request_id(mut req: Request) -> Request {
+    let mut ids = req.headers().get_all(&REQUEST_ID).iter();
+    match (ids.next(), ids.next()) {
+        (Some(id), None) if acceptable_request_id(id) => return req,
+        (None, _) => {}
+        (Some(refused), _) => {
+            let original = String::from_utf8_lossy(refused.as_bytes())
+                .chars()
+                .take(2 * MAX_REQUEST_ID)
+                .collect();
+            req.extensions_mut()
+                .insert(audit::ClientRequestId(original));
+        }
+    }
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    if let Ok(value) = HeaderValue::from_str(id) {
+        req.headers_mut().insert(REQUEST_ID, value);
+    }
+    req
 }
 
 /// Marks a request whose path could not be normalised.

@@ -211,6 +211,10 @@ where
 /// A native answer passed through chunk for chunk. If the upstream fails mid-answer, an NDJSON
 /// stream ends with an `{"error": ...}` line (on a line of its own); any other body is cut off,
 /// as there is no in-band way to say it.
+///
+/// Ollama's own `{"error"` lines in an NDJSON stream have the upstream's addresses scrubbed
+/// from them. Such a line (or what may become one) that a chunk leaves unfinished is held back
+/// until its end arrives, so it is scrubbed whole; every other line goes on at once.
 pub struct PassthroughBody {
     /// `None` once the stream was ended early: dropping it closes the upstream request.
     chunks: Option<UpstreamChunks>,
@@ -219,6 +223,8 @@ pub struct PassthroughBody {
     streamed: u64,
     ndjson: bool,
     at_line_start: bool,
+    /// The unfinished start of an `{"error"` line (NDJSON only; empty almost always).
+    held: BytesMut,
     /// The audit record gets the time to the first and the last byte and Ollama's token counts,
     /// if there is one.
     audit: Option<Audit>,
@@ -228,6 +234,11 @@ pub struct PassthroughBody {
     ended: bool,
     _open: Option<InFlight>,
 }
+
+/// How an error line of Ollama's starts.
+const ERROR_LINE: &[u8] = b"{\"error\"";
+/// The most of an unfinished error line held back before it is sent on as it is.
+const MAX_HELD: usize = 64 * 1024;
 
 impl PassthroughBody {
     /// Pass `chunks` through; `ndjson` streams count as open streams and end with an error line.
@@ -246,6 +257,7 @@ impl PassthroughBody {
             chunks: Some(chunks),
             ndjson,
             at_line_start: true,
+            held: BytesMut::new(),
             tail: audit.as_ref().map(|_| Tail::default()),
             audit,
             started,
@@ -253,15 +265,59 @@ impl PassthroughBody {
             _open: ndjson.then(InFlight::stream),
         }
     }
-}
 
-impl PassthroughBody {
-    /// Count the lines of `chunk`; once they reach the budget with more to come, end the stream
+    /// What of an NDJSON `chunk` can go on now (scrubbed if it holds an error line), holding
+    /// back an unfinished error line; `None` when all of it is held.
+    fn pass_ndjson(&mut self, chunk: Bytes) -> Option<Bytes> {
+        let starts_line = self.at_line_start || !self.held.is_empty();
+        let data = if self.held.is_empty() {
+            chunk
+        } else {
+            self.held.extend_from_slice(&chunk);
+            self.held.split().freeze()
+        };
+        let last_line = data.iter().rposition(|b| *b == b'\n').map(|i| i + 1);
+        let unfinished = &data[last_line.unwrap_or(0)..];
+        let may_be_error = !unfinished.is_empty()
+            && (last_line.is_some() || starts_line)
+            && (unfinished.starts_with(ERROR_LINE) || ERROR_LINE.starts_with(unfinished))
+            && unfinished.len() <= MAX_HELD;
+        let ready = if may_be_error {
+            let at = last_line.unwrap_or(0);
+            self.held.extend_from_slice(&data[at..]);
+            data.slice(..at)
+        } else {
+            data
+        };
+        (!ready.is_empty()).then(|| self.scrubbed(ready))
+    }
+
+    /// `data` with the addresses in its error lines scrubbed.
+    fn scrubbed(&self, data: Bytes) -> Bytes {
+        if !data.windows(ERROR_LINE.len()).any(|w| w == ERROR_LINE) {
+            return data;
+        }
+        let Some(chunks) = &self.chunks else {
+            return data;
+        };
+        match chunks.scrubber().scrub_bytes(&data) {
+            Some(scrubbed) => {
+                tracing::warn!(
+                    original = ?String::from_utf8_lossy(&data),
+                    "upstream error line named an address"
+                );
+                Bytes::from(scrubbed)
+            }
+            None => data,
+        }
+    }
+
+    /// Count the lines of `out`; once they reach the budget with more to come, end the stream
     /// there: the lines within the budget, then the `quota_exceeded` error line, and the
     /// upstream request closed now.
-    fn over_budget(&mut self, chunk: &Bytes, budget: HardBudget) -> Option<Bytes> {
+    fn over_budget(&mut self, out: &Bytes, budget: HardBudget) -> Option<Bytes> {
         let mut keep = None;
-        for (at, _) in chunk.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+        for (at, _) in out.iter().enumerate().filter(|(_, b)| **b == b'\n') {
             self.streamed += 1;
             if self.streamed >= budget.tokens {
                 keep = Some(at + 1);
@@ -270,20 +326,28 @@ impl PassthroughBody {
         }
         let keep = keep?;
         // The line that spends the budget may be the last one anyway.
-        if keep == chunk.len() && chunk.windows(11).any(|w| w == b"\"done\":true") {
+        if keep == out.len() && out.windows(11).any(|w| w == b"\"done\":true") {
             return None;
         }
         self.chunks = None;
+        self.held.clear();
         self.ended = true;
-        let mut out = BytesMut::from(&chunk[..keep]);
-        (NDJSON.error)(&budget.error(), &mut out);
+        let mut cut = BytesMut::from(&out[..keep]);
+        (NDJSON.error)(&budget.error(), &mut cut);
         if let Some(audit) = &self.audit {
-            audit.mark_first_token();
             audit.set_upstream_time(self.started.elapsed());
             audit.set_tokens(None, Some(self.streamed));
             audit.set_stream_error("quota_exceeded");
         }
-        Some(out.freeze())
+        Some(cut.freeze())
+    }
+
+    /// The held-back bytes, scrubbed, when the body ends.
+    fn release_held(&mut self) -> Option<Bytes> {
+        (!self.held.is_empty()).then(|| {
+            let held = self.held.split().freeze();
+            self.scrubbed(held)
+        })
     }
 }
 
@@ -296,54 +360,68 @@ impl http_body::Body for PassthroughBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, GatewayError>>> {
         let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        let Some(chunks) = this.chunks.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match chunks.poll_chunk(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(budget) = this.budget
-                    && let Some(cut) = this.over_budget(&chunk, budget)
-                {
-                    return Poll::Ready(Some(Ok(Frame::data(cut))));
-                }
-                if let Some(last) = chunk.last() {
-                    this.at_line_start = *last == b'\n';
-                }
-                if let Some(audit) = &this.audit {
-                    audit.mark_first_token();
-                }
-                if let Some(tail) = &mut this.tail {
-                    tail.push(&chunk);
-                }
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
             }
-            Poll::Ready(None) => {
-                this.ended = true;
-                if let Some(audit) = &this.audit {
-                    audit.set_upstream_time(this.started.elapsed());
-                    if let Some((prompt, completion)) =
-                        this.tail.as_ref().and_then(Tail::token_counts)
-                    {
-                        audit.set_tokens(prompt, completion);
+            let Some(chunks) = this.chunks.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match chunks.poll_chunk(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(audit) = &this.audit {
+                        audit.mark_first_token();
                     }
+                    if let Some(tail) = &mut this.tail {
+                        tail.push(&chunk);
+                    }
+                    let out = if this.ndjson {
+                        match this.pass_ndjson(chunk) {
+                            Some(out) => out,
+                            None => continue,
+                        }
+                    } else {
+                        chunk
+                    };
+                    if let Some(budget) = this.budget
+                        && let Some(cut) = this.over_budget(&out, budget)
+                    {
+                        return Poll::Ready(Some(Ok(Frame::data(cut))));
+                    }
+                    if let Some(last) = out.last() {
+                        this.at_line_start = *last == b'\n';
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Err(err))) => {
-                this.ended = true;
-                if !this.ndjson {
-                    return Poll::Ready(Some(Err(err)));
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    if let Some(audit) = &this.audit {
+                        audit.set_upstream_time(this.started.elapsed());
+                        if let Some((prompt, completion)) =
+                            this.tail.as_ref().and_then(Tail::token_counts)
+                        {
+                            audit.set_tokens(prompt, completion);
+                        }
+                    }
+                    return Poll::Ready(this.release_held().map(|held| Ok(Frame::data(held))));
                 }
-                let mut out = BytesMut::new();
-                if !this.at_line_start {
-                    out.put_u8(b'\n');
+                Poll::Ready(Some(Err(err))) => {
+                    this.ended = true;
+                    if !this.ndjson {
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    let mut out = BytesMut::new();
+                    if let Some(held) = this.release_held() {
+                        out.extend_from_slice(&held);
+                        this.at_line_start = false;
+                    }
+                    if !this.at_line_start {
+                        out.put_u8(b'\n');
+                    }
+                    (NDJSON.error)(&err, &mut out);
+                    return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
                 }
-                (NDJSON.error)(&err, &mut out);
-                Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
             }
         }
     }
@@ -375,4 +453,75 @@ pub fn write_line<T: Serialize>(out: &mut BytesMut, value: &T) {
         tracing::error!("could not serialise an NDJSON line");
     }
     out.put_u8(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown::Shutdown;
+    use crate::upstream::Scrubber;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::sync::Arc;
+
+    /// What a native NDJSON passthrough of `chunks` sends, frame by frame.
+    async fn passed(chunks: &[&'static str]) -> Vec<String> {
+        let frames: Vec<Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
+            .collect();
+        let frames = futures::stream::iter(frames);
+        let scrubber = Scrubber::new(
+            &reqwest::Url::parse("http://10.1.2.3:11434").unwrap_or_else(|e| panic!("{e}")),
+        );
+        let chunks = UpstreamChunks::new(
+            Box::pin(StreamBody::new(frames)),
+            Duration::from_secs(5),
+            &Shutdown::new(),
+            Arc::new(scrubber),
+        );
+        let mut body = PassthroughBody::new(chunks, true, None, Instant::now());
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.unwrap_or_else(|e| panic!("{e}"));
+            if let Ok(data) = frame.into_data() {
+                out.push(String::from_utf8_lossy(&data).into_owned());
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn error_lines_split_across_chunks_are_scrubbed_whole() {
+        let out = passed(&[
+            "{\"done\":false}\n{\"er",
+            "ror\":\"dial tcp 10.1.",
+            "2.3:11434: refused\"}\n",
+        ])
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                "{\"done\":false}\n",
+                "{\"error\":\"dial tcp [upstream]: refused\"}\n"
+            ]
+        );
+        // Other lines are never held back, even when a chunk splits them.
+        let out = passed(&[
+            "{\"done\":false,\"x\":\"10.1.",
+            "2.3\"}\n",
+            "{\"done\":true}",
+        ])
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                "{\"done\":false,\"x\":\"10.1.",
+                "2.3\"}\n",
+                "{\"done\":true}"
+            ]
+        );
+        // An error line the stream ends in, without its newline.
+        let out = passed(&["{\"error\":\"at http://10.1.2.3:11434/x"]).await;
+        assert_eq!(out, vec!["{\"error\":\"at [upstream]"]);
+    }
 }

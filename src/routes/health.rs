@@ -1,20 +1,16 @@
 //! Liveness, readiness and metrics.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{GatewayError, OllamaError};
+use crate::gate::auth;
 use crate::state::AppState;
-use crate::upstream::Forwarded;
-
-/// How long readiness waits for the upstream.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::upstream::Reachability;
 
 /// Health and readiness answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,26 +18,29 @@ pub struct Health {
     /// `ok` (alive), `ready` or `unavailable`.
     #[schema(example = "ok")]
     pub status: &'static str,
-    /// Whether Ollama answered just now.
+    /// Whether Ollama answered (a probe at most about a second old).
     pub upstream_reachable: bool,
-    /// Ollama's version, when it answered.
-    #[schema(example = "0.12.3")]
+    /// Ollama's version, when it answered; only shown to callers that send a valid key.
+    #[schema(example = "0.24.0")]
     pub upstream_version: Option<String>,
 }
 
-async fn probe(state: &AppState) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Version {
-        version: String,
-    }
-    let no_headers = Forwarded::default();
-    let call = state
-        .upstream
-        .get_json::<Version>("/api/version", &no_headers);
-    match tokio::time::timeout(PROBE_TIMEOUT, call).await {
-        Ok(Ok(v)) => Some(v.version),
+/// The upstream's state, with its version only for a caller presenting a valid, unexpired key:
+/// an anonymous caller learns whether the gateway can serve, not what runs behind it.
+async fn upstream_state(state: &AppState, headers: &HeaderMap) -> (bool, Option<String>) {
+    let found = state.probe.check(&state.upstream).await;
+    let known_caller = state
+        .gate
+        .keys
+        .load()
+        .lookup(auth::bearer(headers))
+        .is_ok_and(|caller| !caller.has_expired());
+    let reachable = found.is_up();
+    let version = match found {
+        Reachability::Up { version } if known_caller => Some(version),
         _ => None,
-    }
+    };
+    (reachable, version)
 }
 
 /// Liveness: the gateway answers (always 200) and says whether Ollama does. No key needed.
@@ -49,11 +48,11 @@ async fn probe(state: &AppState) -> Option<String> {
     get, path = "/health", tag = "Operations",
     responses((status = 200, description = "The gateway is alive", body = Health))
 )]
-pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    let version = probe(&state).await;
+pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<Health> {
+    let (reachable, version) = upstream_state(&state, &headers).await;
     Json(Health {
         status: "ok",
-        upstream_reachable: version.is_some(),
+        upstream_reachable: reachable,
         upstream_version: version,
     })
 }
@@ -66,20 +65,16 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         (status = 503, description = "Ollama does not answer", body = Health),
     )
 )]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    let version = probe(&state).await;
-    let status = if version.is_some() {
-        StatusCode::OK
+pub async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (reachable, version) = upstream_state(&state, &headers).await;
+    let (status, word) = if reachable {
+        (StatusCode::OK, "ready")
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
     let body = Health {
-        status: if version.is_some() {
-            "ready"
-        } else {
-            "unavailable"
-        },
-        upstream_reachable: version.is_some(),
+        status: word,
+        upstream_reachable: reachable,
         upstream_version: version,
     };
     (status, Json(body)).into_response()

@@ -1,10 +1,12 @@
 //! Native `/api/*` passthrough for Ollama clients.
 //!
 //! Only Ollama's known endpoints are routed (an unknown `/api/...` path is a 404 here, never
-//! forwarded). Request and response bodies are streamed. Endpoints that name a model are
-//! checked against the allowlist first; listings are filtered; the administrative endpoints
-//! (pull, push, delete, copy, create, blobs) are refused unless enabled, and then only for
-//! keys marked admin.
+//! forwarded). Answers are streamed; an error answer is rebuilt by the gateway (Ollama's
+//! `{"error"}` shape, upstream addresses scrubbed). Every model a body names, in every field
+//! Ollama reads a model name from on that endpoint (administrative ones included), is checked
+//! against the allowlist first; listings are filtered; `/api/show` hides the upstream's file
+//! paths from keys that are not admin keys; the administrative endpoints (pull, push, delete,
+//! copy, create, blobs) are refused unless enabled, and then only for keys marked admin.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,8 +30,38 @@ use crate::upstream::{Forwarded, forwarded_headers};
 
 type NativeResult = Result<Response, OllamaError>;
 
+/// Where an endpoint's body names models.
+#[derive(Debug)]
+struct ModelFields {
+    /// The keys Ollama reads a model name from (from its Go request structs; `name` is the
+    /// deprecated spelling of `model`). Each is checked against the allowlist.
+    names: &'static [&'static str],
+    /// Keys that name models in a way the gateway cannot check; refused in any spelling.
+    unchecked: &'static [&'static str],
+}
+
+/// Inference, show, pull, push and delete.
+const MODEL: ModelFields = ModelFields {
+    names: &["model", "name"],
+    unchecked: &[],
+};
+/// `/api/copy`: both ends are models.
+const COPY: ModelFields = ModelFields {
+    names: &["source", "destination"],
+    unchecked: &[],
+};
+/// `/api/create`: the new model, and the model it is made from. Older Ollama versions also took
+/// a Modelfile (its text, or a path to one on the server) whose `FROM` names the model.
+const CREATE: ModelFields = ModelFields {
+    names: &["model", "name", "from"],
+    unchecked: &["modelfile", "path"],
+};
+
 macro_rules! model_route {
     ($name:ident, $path:literal, $summary:literal, $body:ty) => {
+        model_route!($name, $path, $summary, $body, Answer::Passthrough);
+    };
+    ($name:ident, $path:literal, $summary:literal, $body:ty, $answer:expr) => {
         #[doc = $summary]
         #[utoipa::path(
             post, path = $path, tag = "Ollama native", operation_id = concat!("native_", stringify!($name)),
@@ -52,7 +84,7 @@ macro_rules! model_route {
             Extension(audit): Extension<Audit>,
             req: Request,
         ) -> NativeResult {
-            forward_with_model(state, caller, audit, req).await
+            forward_with_model(state, caller, audit, req, &MODEL, $answer).await
         }
     };
 }
@@ -79,8 +111,9 @@ model_route!(
 model_route!(
     show,
     "/api/show",
-    "Show a model's details (native).",
-    ShowBody
+    "Show a model's details (native). For keys that are not admin keys, the upstream's file paths in `modelfile` and `details.parent_model` are replaced by the file name (the blob digest).",
+    ShowBody,
+    Answer::Show
 );
 
 /// List installed models (filtered by the allowlist).
@@ -130,6 +163,15 @@ pub async fn version(State(state): State<AppState>, req: Request) -> NativeResul
     forward(&state, head_as_get(req), None, None).await
 }
 
+/// What is done with a successful answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// Streamed on as Ollama sent it.
+    Passthrough,
+    /// `/api/show`: read, and its file paths hidden from keys that are not admin keys.
+    Show,
+}
+
 /// Ollama answers HEAD on some listings only; ask with GET (axum drops the body for HEAD).
 fn head_as_get(mut req: Request) -> Request {
     if req.method() == http::Method::HEAD {
@@ -139,43 +181,66 @@ fn head_as_get(mut req: Request) -> Request {
 }
 
 macro_rules! admin_route {
-    ($name:ident, $method:ident, $path:literal, $summary:literal) => {
+    ($name:ident, $method:ident, $path:literal, $summary:literal, $fields:expr) => {
         #[doc = $summary]
         #[utoipa::path(
             $method, path = $path, tag = "Ollama administrative", operation_id = concat!("native_", stringify!($name)),
-            description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`.",
+            description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`. Every model the body names (`model`, `name`, `source`, `destination`, `from`) must be allowed for the key.",
             request_body(content = Object, description = "Ollama's native request"),
             responses(
                 (status = 200, description = "Ollama's native answer", body = Object),
+                (status = 400, description = "Invalid request", body = OllamaErrorBody),
                 (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
-                (status = 403, description = "Administrative endpoints are disabled, or this key is not an admin key", body = OllamaErrorBody),
+                (status = 403, description = "Administrative endpoints are disabled, this key is not an admin key, or a model the body names is not allowed for it", body = OllamaErrorBody),
             ),
             security(("bearer" = []))
         )]
         pub async fn $name(
             State(state): State<AppState>,
             Extension(caller): Extension<Arc<Caller>>,
+            Extension(audit): Extension<Audit>,
             req: Request,
         ) -> NativeResult {
-            forward_admin(state, caller, req).await
+            admin_allowed(&state, &caller)?;
+            forward_with_model(state, caller, audit, req, &$fields, Answer::Passthrough).await
         }
     };
 }
 
-admin_route!(pull, post, "/api/pull", "Pull a model (administrative).");
-admin_route!(push, post, "/api/push", "Push a model (administrative).");
+admin_route!(
+    pull,
+    post,
+    "/api/pull",
+    "Pull a model (administrative).",
+    MODEL
+);
+admin_route!(
+    push,
+    post,
+    "/api/push",
+    "Push a model (administrative).",
+    MODEL
+);
 admin_route!(
     create,
     post,
     "/api/create",
-    "Create a model (administrative)."
+    "Create a model (administrative).",
+    CREATE
 );
-admin_route!(copy, post, "/api/copy", "Copy a model (administrative).");
+admin_route!(
+    copy,
+    post,
+    "/api/copy",
+    "Copy a model (administrative).",
+    COPY
+);
 admin_route!(
     delete,
     delete,
     "/api/delete",
-    "Delete a model (administrative)."
+    "Delete a model (administrative).",
+    MODEL
 );
 
 /// Upload a blob (administrative).
@@ -197,7 +262,7 @@ pub async fn blob_upload(
     Extension(caller): Extension<Arc<Caller>>,
     req: Request,
 ) -> NativeResult {
-    forward_admin(state, caller, req).await
+    forward_blob(state, caller, req).await
 }
 
 /// Check that a blob exists (administrative).
@@ -219,10 +284,11 @@ pub async fn blob_exists(
     Extension(caller): Extension<Arc<Caller>>,
     req: Request,
 ) -> NativeResult {
-    forward_admin(state, caller, req).await
+    forward_blob(state, caller, req).await
 }
 
-async fn forward_admin(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
+/// Refuse the administrative endpoints unless enabled, and then to keys that are not admin keys.
+fn admin_allowed(state: &AppState, caller: &Caller) -> Result<(), OllamaError> {
     if !state.gate.allow_admin {
         return Err(GatewayError::Forbidden(
             "administrative endpoints are disabled on this gateway (GATEWAY_ALLOW_ADMIN)".into(),
@@ -235,6 +301,12 @@ async fn forward_admin(state: AppState, caller: Arc<Caller>, req: Request) -> Na
         )
         .into());
     }
+    Ok(())
+}
+
+/// Blob uploads: administrative, and streamed (they name no model).
+async fn forward_blob(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
+    admin_allowed(&state, &caller)?;
     let (parts, body) = req.into_parts();
     let body = reqwest::Body::wrap_stream(body.into_data_stream());
     forward(
@@ -246,17 +318,37 @@ async fn forward_admin(state: AppState, caller: Arc<Caller>, req: Request) -> Na
     .await
 }
 
-/// Read the body, check its `model` against the allowlist, forward it unchanged.
+/// Read the body, check every model it names (see [`ModelFields`]) against the allowlist,
+/// forward it unchanged.
 async fn forward_with_model(
     state: AppState,
     caller: Arc<Caller>,
     audit: Audit,
     req: Request,
+    fields: &ModelFields,
+    answer: Answer,
 ) -> NativeResult {
     let (parts, body) = req.into_parts();
     let bytes = read_body(Request::from_parts(parts.clone(), body), &()).await?;
     let model = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(fields)) => state.gate.check_body_models(&caller, &fields)?,
+        Ok(Value::Object(body)) => {
+            if let Some(key) = body.keys().find(|key| {
+                fields
+                    .unchecked
+                    .iter()
+                    .any(|unchecked| crate::gate::fold::go_matches(key, unchecked))
+            }) {
+                return Err(GatewayError::invalid(
+                    key.clone(),
+                    format!(
+                        "{key}: not accepted by this gateway (the models a Modelfile names \
+                         cannot be checked); use `from` and `files`"
+                    ),
+                )
+                .into());
+            }
+            state.gate.check_body_models(&caller, &body, fields.names)?
+        }
         _ => None,
     };
     match &model {
@@ -264,21 +356,37 @@ async fn forward_with_model(
         // Without a readable model nothing can be checked: refuse when anything is restricted,
         // otherwise let Ollama answer (it says "model is required" in its own words).
         None if state.gate.restricts_models(&caller) => {
+            let field = fields.names[0];
             return Err(GatewayError::invalid(
-                "model",
-                "model: a JSON body with a model is required",
+                field,
+                format!("{field}: a JSON body with a model is required"),
             )
             .into());
         }
         None => {}
     }
-    forward(
-        &state,
-        Request::from_parts(parts, Body::empty()),
-        Some(bytes.into()),
-        Some(audit),
-    )
-    .await
+    let req = Request::from_parts(parts, Body::empty());
+    if answer == Answer::Show && !caller.admin {
+        return show_without_paths(&state, req, bytes, audit).await;
+    }
+    forward(&state, req, Some(bytes.into()), Some(audit)).await
+}
+
+/// `/api/show` for a key that is not an admin key: the answer read whole, the upstream's file
+/// paths replaced by their file names.
+async fn show_without_paths(
+    state: &AppState,
+    req: Request,
+    body: bytes::Bytes,
+    audit: Audit,
+) -> NativeResult {
+    let started = Instant::now();
+    let request = upstream_request(state, &req).body(body);
+    let upstream = state.upstream.send(request).await?;
+    let mut show: Value = state.upstream.read_json(upstream).await?;
+    audit.set_upstream_time(started.elapsed());
+    crate::ollama::paths::hide_show_paths(&mut show);
+    Ok(Json(show).into_response())
 }
 
 /// `/api/tags` and `/api/ps`: filtered when the caller is restricted, passed through otherwise.
@@ -297,8 +405,26 @@ async fn filtered_listing(state: AppState, caller: Arc<Caller>, req: Request) ->
     Ok(Json(listing).into_response())
 }
 
-/// Forward `req` (with `body`) and stream the answer back with Ollama's status and type. The
-/// audit record (if any) gets the upstream time when the answer's last byte has arrived.
+/// The upstream request for `req`: its method, path and query, and the forwarded headers (the
+/// client's content type kept: a passthrough body is the client's own).
+fn upstream_request(state: &AppState, req: &Request) -> reqwest::RequestBuilder {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path(), |pq| pq.as_str());
+    let mut request = state
+        .upstream
+        .request(req.method().clone(), path_and_query)
+        .headers(forwarded_headers(req.headers()));
+    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    request
+}
+
+/// Forward `req` (with `body`) and stream a successful answer back with Ollama's status and
+/// type; an error status is answered by the gateway (Ollama's status, its message scrubbed).
+/// The audit record (if any) gets the upstream time when the answer's last byte has arrived.
 async fn forward(
     state: &AppState,
     req: Request,
@@ -306,22 +432,11 @@ async fn forward(
     audit: Option<Audit>,
 ) -> NativeResult {
     let started = Instant::now();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
-    let mut request = state
-        .upstream
-        .request(req.method().clone(), &path_and_query)
-        .headers(forwarded_headers(req.headers()));
+    let mut request = upstream_request(state, &req);
     if let Some(body) = body {
-        // A passthrough keeps the client's content type (the gateway's own bodies are JSON).
-        if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-            request = request.header(header::CONTENT_TYPE, content_type);
-        }
         request = request.body(body);
     }
-    let upstream = state.upstream.send_raw(request).await?;
+    let upstream = state.upstream.send(request).await?;
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
     let ndjson = content_type
@@ -332,15 +447,9 @@ async fn forward(
     let body = PassthroughBody::new(chunks, ndjson, audit, started);
     let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
-    if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, content_type);
-    } else if status.is_success() {
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("application/json")),
+    );
     Ok(response)
 }

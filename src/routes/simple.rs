@@ -75,7 +75,7 @@ pub async fn chat(
             .call_json("/api/chat", &body, &headers)
             .await?;
         if let Some(message) = answer.get("error").and_then(Value::as_str) {
-            return Err(upstream_failure(message).into());
+            return Err(state.upstream.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(
@@ -102,39 +102,28 @@ pub async fn chat(
     )
 }
 
-/// An error Ollama reported inside a 200 answer.
-pub fn upstream_failure(message: &str) -> GatewayError {
-    GatewayError::Upstream {
-        status: http::StatusCode::INTERNAL_SERVER_ERROR,
-        message: message.to_owned(),
-    }
-}
+/// The fields of [`ChatRequest`], which `/chat` checks and forwards in its own spelling.
+const CHAT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "stream",
+    "tools",
+    "format",
+    "options",
+    "keep_alive",
+    "think",
+    "logprobs",
+    "top_logprobs",
+];
 
 /// What Ollama would refuse, refused before it goes upstream, with the field named.
 fn validate_chat(body: &ChatRequest) -> Result<(), GatewayError> {
     if body.model.trim().is_empty() {
         return Err(GatewayError::invalid("model", "model: must not be empty"));
     }
-    // Ollama's decoder matches keys without regard to case: `"MODEL"` would replace `model`.
-    if let Some(key) = body.extra.keys().find(|k| {
-        [
-            "model",
-            "messages",
-            "stream",
-            "options",
-            "format",
-            "tools",
-            "think",
-            "keep_alive",
-        ]
-        .iter()
-        .any(|known| k.eq_ignore_ascii_case(known))
-    }) {
-        return Err(GatewayError::invalid(
-            key.clone(),
-            format!("{key}: field names are case-sensitive; use the lower-case name"),
-        ));
-    }
+    // Ollama's decoder matches keys without regard to case, with Unicode folding: `"MODEL"` or
+    // `"meſſages"` (kept in `extra`, forwarded after the checked field) would replace it.
+    crate::gate::fold::refuse_variants(body.extra.keys(), CHAT_FIELDS)?;
     if body.messages.is_empty() {
         return Err(GatewayError::invalid(
             "messages",

@@ -63,7 +63,7 @@ pub async fn chat_completions(
             .call_json("/api/chat", &native, &headers)
             .await?;
         if let Some(message) = answer.error.as_deref() {
-            return Err(super::simple::upstream_failure(message).into());
+            return Err(state.upstream.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
@@ -117,7 +117,7 @@ pub async fn completions(
             .call_json("/api/generate", &native, &headers)
             .await?;
         if let Some(message) = answer.error.as_deref() {
-            return Err(super::simple::upstream_failure(message).into());
+            return Err(state.upstream.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
         audit.set_tokens(answer.prompt_eval_count, answer.eval_count);

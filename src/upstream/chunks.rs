@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use bytes::{Buf, Bytes};
 use http_body::Body;
 use tokio::time::{Instant, Sleep};
 
+use super::Scrubber;
 use crate::error::GatewayError;
 use crate::shutdown::Shutdown;
 
@@ -28,6 +30,8 @@ pub struct UpstreamChunks {
     idle: Pin<Box<Sleep>>,
     timeout: Duration,
     expired: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// For error text read from this body.
+    scrubber: Arc<Scrubber>,
 }
 
 impl std::fmt::Debug for UpstreamChunks {
@@ -40,13 +44,24 @@ impl std::fmt::Debug for UpstreamChunks {
 
 impl UpstreamChunks {
     /// Chunks of `body`, each expected within `timeout`; `shutdown` ends them early.
-    pub fn new(body: UpstreamBody, timeout: Duration, shutdown: &Shutdown) -> Self {
+    pub fn new(
+        body: UpstreamBody,
+        timeout: Duration,
+        shutdown: &Shutdown,
+        scrubber: Arc<Scrubber>,
+    ) -> Self {
         Self {
             body,
             idle: Box::pin(tokio::time::sleep(timeout)),
             timeout,
             expired: Box::pin(shutdown.expired()),
+            scrubber,
         }
+    }
+
+    /// What takes the upstream's addresses out of error text read from this body.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 
     /// The next chunk; `None` when the body ended. After an error the caller stops polling.

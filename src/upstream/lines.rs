@@ -143,11 +143,12 @@ impl<T: NativeLine> NativeLines<T> {
             }
         };
         if let Some(message) = line.error() {
-            let message = message.to_owned();
-            return self.fail(GatewayError::Upstream {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
+            let err = super::reported(
+                self.chunks.scrubber(),
+                StatusCode::INTERNAL_SERVER_ERROR,
                 message,
-            });
+            );
+            return self.fail(err);
         }
         if line.is_done() {
             self.finished = true;
@@ -229,7 +230,12 @@ mod tests {
         timeout: Duration,
         shutdown: &Shutdown,
     ) -> NativeLines<ChatResponse> {
-        NativeLines::new(UpstreamChunks::new(body, timeout, shutdown))
+        NativeLines::new(UpstreamChunks::new(
+            body,
+            timeout,
+            shutdown,
+            std::sync::Arc::default(),
+        ))
     }
 
     async fn run(chunks: Vec<Result<&'static str, &'static str>>) -> Vec<Result<String, String>> {

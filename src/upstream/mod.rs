@@ -1,14 +1,20 @@
 //! The client for Ollama: one connection pool, timeouts, error mapping, NDJSON line streams.
 //!
 //! Every way the upstream can fail becomes a [`GatewayError`] here, with the transport detail
-//! logged and the client-facing message free of URLs, hosts and ports.
+//! logged and the client-facing message free of URLs, hosts and ports: an error Ollama reports
+//! (an error status's body, an `{"error"}` line in a stream, an error inside a 200 answer) is
+//! built by [`reported`], the one place its text is scrubbed ([`scrub`]); a redirect is a
+//! protocol error, never passed on.
 
 mod chunks;
 mod lines;
+pub mod probe;
+pub mod scrub;
 mod tail;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -22,6 +28,8 @@ use serde::de::DeserializeOwned;
 
 pub use chunks::{UpstreamBody, UpstreamChunks};
 pub use lines::{NativeLine, NativeLines};
+pub use probe::{Reachability, UpstreamProbe};
+pub use scrub::Scrubber;
 pub use tail::Tail;
 
 use crate::error::GatewayError;
@@ -38,6 +46,8 @@ pub struct Upstream {
     /// Parsed once; each request only swaps in its path and query.
     base: reqwest::Url,
     timeout: Duration,
+    /// Takes the upstream's addresses out of the error text passed on to clients.
+    scrubber: Arc<Scrubber>,
 }
 
 impl Upstream {
@@ -58,9 +68,15 @@ impl Upstream {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             client,
+            scrubber: Arc::new(Scrubber::new(&base)),
             base,
             timeout,
         })
+    }
+
+    /// The configured base URL (for the operator's log lines only: never sent to a client).
+    pub fn base_url(&self) -> &reqwest::Url {
+        &self.base
     }
 
     /// Start a request to `path_and_query` (which starts with `/`). A base URL with a path
@@ -90,22 +106,50 @@ impl Upstream {
             .unwrap_or(Err(GatewayError::UpstreamTimeout(self.timeout)))
     }
 
-    /// Send a request and wait for the response head; a non-success status becomes an error
-    /// carrying Ollama's status and message. Both together take at most the timeout.
+    /// Send a request and wait for the response head; any status but a success becomes an
+    /// error (Ollama's status and scrubbed message, or 502 for a redirect). Both together take
+    /// at most the timeout. The native passthrough uses this too: its answers are streamed on,
+    /// its errors answered by the gateway.
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, GatewayError> {
-        self.within(successful(request)).await
+        self.within(self.successful(request)).await
     }
 
-    /// Like [`send`](Self::send) but returns error statuses as responses (for passthrough).
-    pub async fn send_raw(
+    /// An error Ollama reported in a 200 answer (`{"error": ...}` in place of the answer).
+    pub fn failure(&self, message: &str) -> GatewayError {
+        reported(&self.scrubber, StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// The error for an upstream error status and its body.
+    pub fn error_for(&self, status: StatusCode, body: &[u8]) -> GatewayError {
+        upstream_error(&self.scrubber, status, body)
+    }
+
+    /// Send `request`; a non-success status becomes an error. The caller bounds the time this
+    /// takes.
+    async fn successful(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, GatewayError> {
-        self.within(async { request.send().await.map_err(|err| transport_error(&err)) })
-            .await
+        let response = request.send().await.map_err(|err| transport_error(&err))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(response)
+        } else if status.is_redirection() || status.is_informational() {
+            // Redirects are not followed (a POST would be replayed elsewhere), and passing one
+            // on would send the client to wherever the upstream points.
+            tracing::warn!(
+                status = status.as_u16(),
+                location = ?response.headers().get(http::header::LOCATION),
+                "upstream answered with a redirect"
+            );
+            Err(GatewayError::UpstreamProtocol)
+        } else {
+            let body = read_limited(response).await.unwrap_or_default();
+            Err(self.error_for(status, &body))
+        }
     }
 
     /// A POST of a JSON body with the forwarded headers.
@@ -138,7 +182,7 @@ impl Upstream {
         headers: &Forwarded,
     ) -> Result<T, GatewayError> {
         let request = self.post(path, body, headers);
-        self.within(async { read_json(successful(request).await?).await })
+        self.within(async { read_json(self.successful(request).await?).await })
             .await
     }
 
@@ -149,8 +193,16 @@ impl Upstream {
         headers: &Forwarded,
     ) -> Result<T, GatewayError> {
         let request = self.request(Method::GET, path).headers(headers.0.clone());
-        self.within(async { read_json(successful(request).await?).await })
+        self.within(async { read_json(self.successful(request).await?).await })
             .await
+    }
+
+    /// Read a whole JSON answer (already known to be a success), within the timeout.
+    pub async fn read_json<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<T, GatewayError> {
+        self.within(read_json(response)).await
     }
 
     /// The body as typed NDJSON lines, each chunk awaited within the timeout, ending early
@@ -170,7 +222,12 @@ impl Upstream {
         response: reqwest::Response,
         shutdown: &crate::shutdown::Shutdown,
     ) -> UpstreamChunks {
-        UpstreamChunks::new(erased(response), self.timeout, shutdown)
+        UpstreamChunks::new(
+            erased(response),
+            self.timeout,
+            shutdown,
+            self.scrubber.clone(),
+        )
     }
 }
 
@@ -182,48 +239,45 @@ fn erased(response: reqwest::Response) -> UpstreamBody {
     Box::pin(body)
 }
 
-/// Send `request`; a non-success status becomes an error with Ollama's message. The caller
-/// bounds the time this takes.
-async fn successful(request: reqwest::RequestBuilder) -> Result<reqwest::Response, GatewayError> {
-    let response = request.send().await.map_err(|err| transport_error(&err))?;
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(error_from(response).await)
-    }
-}
-
-/// Turn an error status into a [`GatewayError`] with Ollama's message (the caller bounds the
-/// time this takes).
-async fn error_from(response: reqwest::Response) -> GatewayError {
-    let status = response.status();
-    let body = read_limited(response).await.unwrap_or_default();
-    upstream_error(status, &body)
-}
-
-/// Build the error for an upstream error status and body (`{"error":"..."}` or plain text).
-pub fn upstream_error(status: StatusCode, body: &[u8]) -> GatewayError {
+/// The error for an upstream error status and body: Ollama's `{"error": "..."}` message,
+/// scrubbed; anything else (an HTML page from a proxy, plain text, nothing) gets the gateway's
+/// own message, and the original is logged.
+fn upstream_error(scrubber: &Scrubber, status: StatusCode, body: &[u8]) -> GatewayError {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         error: String,
     }
-    let message = serde_json::from_slice::<ErrorBody>(body)
-        .map(|b| b.error)
-        .unwrap_or_else(|_| {
-            String::from_utf8_lossy(body)
-                .trim()
-                .chars()
-                .take(500)
-                .collect()
-        });
-    let message = if message.is_empty() {
-        status
-            .canonical_reason()
-            .unwrap_or("upstream error")
-            .to_lowercase()
-    } else {
-        message
-    };
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) if !error.trim().is_empty() => reported(scrubber, status, &error),
+        _ => {
+            if !body.is_empty() {
+                let original: String = String::from_utf8_lossy(body).chars().take(500).collect();
+                tracing::warn!(
+                    status = status.as_u16(),
+                    body = ?original,
+                    "upstream error without an Ollama error message"
+                );
+            }
+            GatewayError::Upstream {
+                status,
+                message: format!(
+                    "the model server answered {} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("error").to_lowercase()
+                ),
+            }
+        }
+    }
+}
+
+/// The error for a message Ollama reported: addresses scrubbed (the original logged when that
+/// changed it), a 404 naming a missing model typed as such.
+pub fn reported(scrubber: &Scrubber, status: StatusCode, message: &str) -> GatewayError {
+    let scrubbed = scrubber.scrub(message);
+    if let std::borrow::Cow::Owned(_) = scrubbed {
+        tracing::warn!(original = ?message, "upstream error message named an address");
+    }
+    let message = scrubbed.into_owned();
     if status == StatusCode::NOT_FOUND && message.contains("not found") {
         GatewayError::ModelNotFound { message }
     } else {
@@ -256,8 +310,16 @@ async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T
     })
 }
 
-/// Map a transport failure; the detail (which names the URL) is only logged.
+/// Map a transport failure; the detail (which names the URL) is only logged. A request body
+/// that failed because the client was too slow sending it is the client's 408.
 fn transport_error(err: &reqwest::Error) -> GatewayError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if cause.is::<crate::gate::limits::BodyTimedOut>() {
+            return GatewayError::BodyTimeout;
+        }
+        source = cause.source();
+    }
     tracing::warn!(error = %err, "upstream request failed");
     // The only timeout reqwest itself enforces is the connect timeout: unreachable, not slow.
     GatewayError::UpstreamUnavailable
@@ -327,11 +389,33 @@ mod tests {
 
     #[test]
     fn upstream_error_bodies_become_typed_errors() {
-        let err = upstream_error(StatusCode::NOT_FOUND, br#"{"error":"model 'x' not found"}"#);
+        let scrubber = Scrubber::default();
+        let err = upstream_error(
+            &scrubber,
+            StatusCode::NOT_FOUND,
+            br#"{"error":"model 'x' not found"}"#,
+        );
         assert!(matches!(err, GatewayError::ModelNotFound { .. }));
-        let err = upstream_error(StatusCode::SERVICE_UNAVAILABLE, b"busy");
-        assert_eq!(err.to_string(), "busy");
-        let err = upstream_error(StatusCode::INTERNAL_SERVER_ERROR, b"");
-        assert_eq!(err.to_string(), "internal server error");
+        let err = upstream_error(
+            &scrubber,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"error":"dial tcp 10.0.0.7:11434: connect: connection refused"}"#,
+        );
+        assert_eq!(
+            err.to_string(),
+            "dial tcp [upstream]: connect: connection refused"
+        );
+        let err = upstream_error(
+            &scrubber,
+            StatusCode::BAD_GATEWAY,
+            b"<html><h1>502 Bad Gateway</h1>nginx at 10.0.0.7</html>",
+        );
+        assert_eq!(err.to_string(), "the model server answered 502 bad gateway");
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        let err = upstream_error(&scrubber, StatusCode::INTERNAL_SERVER_ERROR, b"");
+        assert_eq!(
+            err.to_string(),
+            "the model server answered 500 internal server error"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! One test binary (modules below) keeps link time down.
 
 mod admin;
+mod attacks;
 mod common;
 mod gate;
 mod native;

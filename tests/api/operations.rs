@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -15,7 +15,7 @@ async fn health_and_readiness_report_the_upstream() {
     assert_eq!(health["upstream_reachable"], true);
     let (status, ready) = read_json(env.client.get(env.url("/ready")).send().await.unwrap()).await;
     assert_eq!(status, 200);
-    assert!(ready["upstream_version"].is_string());
+    assert_eq!(ready["status"], "ready");
 
     let down = Env::with(|c| c.ollama_url = "http://127.0.0.1:9".into()).await;
     let (status, health) =
@@ -26,6 +26,76 @@ async fn health_and_readiness_report_the_upstream() {
     );
     let (status, _) = read_json(down.client.get(down.url("/ready")).send().await.unwrap()).await;
     assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn the_upstream_version_is_shown_only_to_callers_with_a_key() {
+    let env = Env::start().await;
+    for path in ["/health", "/ready"] {
+        let (_, anonymous) = read_json(env.client.get(env.url(path)).send().await.unwrap()).await;
+        assert_eq!(anonymous["upstream_version"], Value::Null, "{path}");
+        assert_eq!(anonymous["upstream_reachable"], true, "{path}");
+        let wrong = env.client.get(env.url(path)).bearer_auth("not-a-key");
+        let (_, wrong) = read_json(wrong.send().await.unwrap()).await;
+        assert_eq!(wrong["upstream_version"], Value::Null, "{path}");
+        let (_, keyed) = env.get_json(path).await;
+        assert!(keyed["upstream_version"].is_string(), "{path}: {keyed}");
+    }
+}
+
+#[tokio::test]
+async fn anonymous_health_checks_share_one_upstream_probe() {
+    let env = Env::start().await;
+    let calls = (0..40).map(|_| env.client.get(env.url("/health")).send());
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    for _ in 0..20 {
+        let answer = env.client.get(env.url("/ready")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    // 60 checks well within one second of each other: one probe, perhaps two if the run
+    // straddled the cache's expiry on a slow machine.
+    let probes = env.upstream_calls("/api/version");
+    assert!((1..=2).contains(&probes), "{probes} upstream probes");
+}
+
+#[tokio::test]
+async fn a_gateway_started_before_ollama_serves_once_ollama_is_there() {
+    // Take a free port, let it go, and start the gateway pointing at it: nothing listens yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let env = Env::with(|c| c.ollama_url = format!("http://{port}")).await;
+    let (status, ready) = read_json(env.client.get(env.url("/ready")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, ready["status"].clone()),
+        (503, json!("unavailable"))
+    );
+    let (status, body) = env
+        .post_json("/v1/chat/completions", &chat("llama3.2"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (502, json!("upstream_unavailable"))
+    );
+
+    let ollama = fake_ollama::FakeOllama::start_on(port, fake_ollama::FakeConfig::default())
+        .await
+        .unwrap();
+    let (status, _) = env
+        .post_json("/v1/chat/completions", &chat("llama3.2"))
+        .await;
+    assert_eq!(
+        status, 200,
+        "requests connect on their own: no wait for a probe"
+    );
+    // Readiness follows within the probe cache's lifetime.
+    tokio::time::sleep(ollama_gateway::upstream::probe::FRESH_FOR).await;
+    let (status, _) = read_json(env.client.get(env.url("/ready")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    drop(ollama);
 }
 
 #[tokio::test]
@@ -229,7 +299,7 @@ async fn shutdown_ends_an_open_stream_with_an_error_event() {
 }
 
 /// Captured log output (JSON lines) of this test process.
-fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+pub(crate) fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
     static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
         std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
