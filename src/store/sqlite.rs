@@ -7,11 +7,14 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
     HourlyTotals, KeyPatch, KeyRecord, KeySettings, NewKey, Role, StoreError, UsageRecord, User,
 };
+
+/// Usage rows per INSERT: 14 parameters each, well under SQLite's limit of 32,766 per statement.
+const RECORDS_PER_STATEMENT: usize = 500;
 
 /// How long a statement waits for a lock another connection or process holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -370,55 +373,101 @@ impl SqliteStore {
         self.key(id).await
     }
 
+    /// A batch is written with a handful of statements, not two per record: each statement
+    /// is a round trip to sqlx's SQLite worker thread, and those dominated the cost.
     pub async fn insert_usage(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for rows in batch.chunks(RECORDS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage (at, key_id, key_name, user_name, model, route, status, error, prompt_tokens, completion_tokens, total_ms, upstream_ms, ttft_ms, load_ms) ",
+            );
+            insert.push_values(rows, |mut row, r| {
+                row.push_bind(r.at)
+                    .push_bind(r.key_id.as_deref())
+                    .push_bind(r.key_name.as_str())
+                    .push_bind(r.user.as_deref())
+                    .push_bind(r.model.as_deref())
+                    .push_bind(r.route.as_str())
+                    .push_bind(i64::from(r.status))
+                    .push_bind(r.error.as_deref())
+                    .push_bind(to_i64(r.prompt_tokens))
+                    .push_bind(to_i64(r.completion_tokens))
+                    .push_bind(r.total_ms)
+                    .push_bind(r.upstream_ms)
+                    .push_bind(r.ttft_ms)
+                    .push_bind(r.load_ms);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        // The batch's hourly totals, summed here first: one row per hour and dimensions.
+        let mut hourly: Vec<HourlyTotals> = Vec::new();
         for r in batch {
-            sqlx::query(
-                "INSERT INTO usage (at, key_id, key_name, user_name, model, route, status, error, prompt_tokens, completion_tokens, total_ms, upstream_ms, ttft_ms, load_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(r.at)
-            .bind(&r.key_id)
-            .bind(&r.key_name)
-            .bind(&r.user)
-            .bind(&r.model)
-            .bind(&r.route)
-            .bind(i64::from(r.status))
-            .bind(&r.error)
-            .bind(to_i64(r.prompt_tokens))
-            .bind(to_i64(r.completion_tokens))
-            .bind(r.total_ms)
-            .bind(r.upstream_ms)
-            .bind(r.ttft_ms)
-            .bind(r.load_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            sqlx::query(
-                "INSERT INTO usage_hourly (hour, key_id, key_name, user_name, model, route, requests, errors, prompt_tokens, completion_tokens, total_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) \
-                 ON CONFLICT (hour, key_id, key_name, user_name, model, route) DO UPDATE SET \
-                 requests = requests + 1, errors = errors + excluded.errors, \
+            let hour = r.at.div_euclid(3_600_000) * 3600;
+            let found = hourly.iter().position(|h| {
+                h.hour == hour
+                    && h.key_id == r.key_id
+                    && h.key_name == r.key_name
+                    && h.user == r.user
+                    && h.model == r.model
+                    && h.route == r.route
+            });
+            let at = found.unwrap_or_else(|| {
+                hourly.push(HourlyTotals {
+                    hour,
+                    key_id: r.key_id.clone(),
+                    key_name: r.key_name.clone(),
+                    user: r.user.clone(),
+                    model: r.model.clone(),
+                    route: r.route.clone(),
+                    ..HourlyTotals::default()
+                });
+                hourly.len() - 1
+            });
+            let Some(totals) = hourly.get_mut(at) else {
+                continue;
+            };
+            totals.requests += 1;
+            totals.errors += u64::from(r.is_error());
+            totals.prompt_tokens += r.prompt_tokens;
+            totals.completion_tokens += r.completion_tokens;
+            totals.total_ms += r.total_ms;
+        }
+        for rows in hourly.chunks(RECORDS_PER_STATEMENT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage_hourly (hour, key_id, key_name, user_name, model, route, requests, errors, prompt_tokens, completion_tokens, total_ms) ",
+            );
+            upsert.push_values(rows, |mut row, h| {
+                row.push_bind(h.hour)
+                    .push_bind(h.key_id.as_deref().unwrap_or_default())
+                    .push_bind(h.key_name.as_str())
+                    .push_bind(h.user.as_deref().unwrap_or_default())
+                    .push_bind(h.model.as_deref().unwrap_or_default())
+                    .push_bind(h.route.as_str())
+                    .push_bind(to_i64(h.requests))
+                    .push_bind(to_i64(h.errors))
+                    .push_bind(to_i64(h.prompt_tokens))
+                    .push_bind(to_i64(h.completion_tokens))
+                    .push_bind(h.total_ms);
+            });
+            upsert.push(
+                " ON CONFLICT (hour, key_id, key_name, user_name, model, route) DO UPDATE SET \
+                 requests = requests + excluded.requests, errors = errors + excluded.errors, \
                  prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
                  completion_tokens = completion_tokens + excluded.completion_tokens, \
                  total_ms = total_ms + excluded.total_ms",
-            )
-            .bind(r.at.div_euclid(3_600_000) * 3600)
-            .bind(r.key_id.as_deref().unwrap_or_default())
-            .bind(&r.key_name)
-            .bind(r.user.as_deref().unwrap_or_default())
-            .bind(r.model.as_deref().unwrap_or_default())
-            .bind(&r.route)
-            .bind(i64::from(r.is_error()))
-            .bind(to_i64(r.prompt_tokens))
-            .bind(to_i64(r.completion_tokens))
-            .bind(r.total_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+            );
+            upsert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
         }
         let mut last_used: Vec<(&str, i64)> = Vec::new();
         for r in batch {
