@@ -3,8 +3,8 @@
 //! A request hands its record to [`Usage::record`], which never waits: the record goes into a
 //! bounded queue, or, if the queue is full (the database is slow or gone), it is counted in
 //! `gateway_usage_dropped_total` and a warning is logged. A writer task takes the records in
-//! batches and writes each batch (records, hourly totals, the keys' `last_used`) in one
-//! transaction, at least every second. A batch that fails stays and is tried again; while it
+//! batches (every 100 ms) and writes each batch (records, hourly totals, the keys' `last_used`)
+//! in one transaction: at once when a batch is full, otherwise at least every second. A batch that fails stays and is tried again; while it
 //! waits, the queue fills. On shutdown the queue is written out before the process exits.
 //!
 //! The same call adds the tokens to the in-memory quota counters ([`quota`]), so quotas keep
@@ -27,6 +27,8 @@ use quota::Quotas;
 
 /// The longest a record waits in the queue before it is written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the writer takes what is queued (and writes early when a batch is full).
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// How often old records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Most records in one transaction.
@@ -163,21 +165,38 @@ struct Writer {
 impl Writer {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(self.batch_limit);
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        // The queue is drained on a short tick rather than woken for every record: a busy
+        // gateway then pays a few wake-ups a second, not one per request.
+        let mut tick = tokio::time::interval(DRAIN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_flush = Instant::now();
         let mut last_prune: Option<Instant> = None;
         loop {
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => break,
-                Some(record) = self.rx.recv(), if batch.len() < self.batch_limit => {
-                    batch.push(record);
-                    if batch.len() >= self.batch_limit {
-                        self.flush(&mut batch).await;
-                    }
-                }
                 _ = tick.tick() => {
-                    self.flush(&mut batch).await;
+                    // Full batches go at once, as many as are queued; the rest within a second.
+                    loop {
+                        while batch.len() < self.batch_limit {
+                            match self.rx.try_recv() {
+                                Ok(record) => batch.push(record),
+                                Err(_) => break,
+                            }
+                        }
+                        if batch.len() < self.batch_limit {
+                            break;
+                        }
+                        self.flush(&mut batch).await;
+                        last_flush = Instant::now();
+                        if !batch.is_empty() {
+                            break; // the write failed: try again on a later tick
+                        }
+                    }
+                    if last_flush.elapsed() >= FLUSH_EVERY {
+                        self.flush(&mut batch).await;
+                        last_flush = Instant::now();
+                    }
                     if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                         last_prune = Some(Instant::now());
                         self.prune().await;
