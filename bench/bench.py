@@ -17,6 +17,7 @@ import platform
 import resource
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -209,7 +210,8 @@ class Bench:
         self.targets: dict[str, Service] = {}
         self.fake: Service | None = None
         self.fake_port, self.nginx_port, self.caddy_port, self.litellm_port, self.gw_port, \
-            self.open_port, self.limited_port, self.pass_port, self.pass_hyper_port = free_ports(9)
+            self.open_port, self.limited_port, self.pass_port, self.pass_hyper_port, \
+            self.norecord_port = free_ports(10)
         self.fake_base = f"http://127.0.0.1:{self.fake_port}"
         self.api_key = "sk-bench-" + os.urandom(16).hex()
         self.litellm_key = "sk-" + os.urandom(24).hex()
@@ -254,6 +256,8 @@ class Bench:
             "OLLAMA_URL": self.fake_base,
             "RUST_LOG": "warn",
             "GATEWAY_API_KEYS": self.api_key,
+            # Each gateway its own database, in the work dir (never the repository).
+            "GATEWAY_DB": f"sqlite://{WORK / (name + '.db')}",
         }
         service = Service(name, [str(self.bin / "ollama-gateway")], env=dict(base, **env))
         service.ready_path = "/health"
@@ -261,17 +265,25 @@ class Bench:
         return service
 
     def add_gateways(self) -> None:
-        on = self.gateway_service("gateway", self.gw_port, {
+        for old in WORK.glob("gateway*.db*"):
+            old.unlink()  # each run counts its own usage records
+        production = {
             "GATEWAY_AUTH": "on",
             # As in production, but far above what the load reaches: limits are checked, never hit.
             "GATEWAY_RATE_LIMIT": "100000000", "GATEWAY_RATE_BURST": "1000000",
             "GATEWAY_MAX_CONCURRENT": "100000",
-        })
+        }
+        # Usage recording is on by default: `gateway` records every request; `gateway-norecord`
+        # is the same gateway with recording off, measured beside it.
+        on = self.gateway_service("gateway", self.gw_port, production)
         on.key = self.api_key
+        norecord = self.gateway_service("gateway-norecord", self.norecord_port,
+                                        dict(production, GATEWAY_USAGE_RECORDING="false"))
+        norecord.key = self.api_key
         off = self.gateway_service("gateway-open", self.open_port, {
             "GATEWAY_AUTH": "off", "GATEWAY_RATE_LIMIT": "0", "GATEWAY_MAX_CONCURRENT": "0",
         })
-        for service, port in ((on, self.gw_port), (off, self.open_port)):
+        for service, port in ((on, self.gw_port), (norecord, self.norecord_port), (off, self.open_port)):
             service.start()
             if not service.wait_ready(f"http://127.0.0.1:{port}", 20):
                 raise SystemExit(f"{service.name} did not start; see {WORK / (service.name + '.log')}")
@@ -702,6 +714,29 @@ general_settings:
             else:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(group, signal.SIGKILL)
+    def count_usage(self) -> None:
+        """Every request `gateway` answered with its key must be in its usage table: read what it
+        served from its own metrics, stop it (SIGTERM writes out the queue), count the rows."""
+        service = self.targets.get("gateway")
+        if not service:
+            return
+        status, body = http("GET", f"http://127.0.0.1:{self.gw_port}/metrics", key=self.api_key)
+        served = dropped = 0
+        for line in body.decode(errors="replace").splitlines():
+            if line.startswith("gateway_requests_total{") and 'key="key-1"' in line \
+                    and 'route="/metrics"' not in line:
+                served += int(float(line.rsplit(" ", 1)[1]))
+            elif line.startswith("gateway_usage_dropped_total"):
+                dropped += int(float(line.rsplit(" ", 1)[1]))
+        service.stop()
+        with contextlib.closing(sqlite3.connect(WORK / "gateway.db")) as db:
+            recorded = db.execute("SELECT COUNT(*) FROM usage WHERE route != '/metrics'").fetchone()[0]
+            tokens = db.execute("SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM usage").fetchone()[0]
+        self.results["usage_recording"] = {
+            "metrics_status": status, "served": served, "recorded": recorded,
+            "dropped": dropped, "tokens": tokens,
+        }
+        log(f"usage recording: {recorded} records for {served} requests served, {dropped} dropped")
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -726,7 +761,7 @@ general_settings:
                 self.add_passthrough("passthrough-hyper", self.pass_hyper_port, "hyper")
             self.add_gateways()
             order = ["direct", "nginx", "caddy", "passthrough", "passthrough-hyper", "litellm",
-                     "gateway", "gateway-open"]
+                     "gateway", "gateway-norecord", "gateway-open"]
             self.targets = {n: self.targets[n] for n in order if n in self.targets}
             log("targets: " + ", ".join(self.targets)
                 + "".join(f"; {n} unavailable ({why})" for n, why in self.results["unavailable"].items()))
@@ -749,6 +784,7 @@ general_settings:
             self.scenario_cancel()
             self.scenario_capacity()
             self.remember_memory("capacity")
+            self.count_usage()
             # The real Ollama last: its CPU would otherwise weigh on the fake's schedule.
             self.scenario_real()
         finally:

@@ -13,10 +13,13 @@ DESCRIPTIONS = {
     "(`--client hyper`): what reqwest's own layers cost",
     "litellm": "LiteLLM proxy, model `ollama_chat/bench` (translates NDJSON to SSE), master key, logging off",
     "gateway": "ollama-gateway release build, auth on (bearer key), rate and concurrency limits on but set high",
+    "gateway-norecord": "the same as `gateway` with usage recording off (`GATEWAY_USAGE_RECORDING=false`); "
+    "`gateway` records every request (the default)",
     "gateway-open": "ollama-gateway, `GATEWAY_AUTH=off`, limits 0",
     "gateway-429": "ollama-gateway with a 60/min, burst 1 key (errors scenario only)",
 }
-ORDER = ["direct", "nginx", "caddy", "passthrough", "passthrough-hyper", "litellm", "gateway", "gateway-open", "gateway-429"]
+ORDER = ["direct", "nginx", "caddy", "passthrough", "passthrough-hyper", "litellm", "gateway",
+         "gateway-norecord", "gateway-open", "gateway-429"]
 
 
 def ordered(cells: dict) -> list:
@@ -114,6 +117,8 @@ def render(results: dict, opts) -> tuple[str, list[str]]:
         out.append(errors_section(results))
     if "real" in results:
         out.append(real_section(results))
+    if "usage_recording" in results:
+        out.append(usage_section(results))
     out.append(memory_section(results))
 
     if smoke:
@@ -561,6 +566,57 @@ def real_checks(results: dict) -> list[str]:
 
 def smoke_checks(results: dict) -> list[str]:
     failures = real_checks(results)
+def pct(on, off):
+    """(on - off) / off in percent."""
+    return None if on is None or not off else (on - off) * 100 / off
+
+
+def usage_section(results: dict) -> str:
+    """Usage recording on (`gateway`) against off (`gateway-norecord`), same run, interleaved;
+    and whether every request `gateway` served is in its usage table."""
+    u = results["usage_recording"]
+    rows = []
+    idle = results.get("idle", {}).get("targets", {})
+    if "gateway" in idle and "gateway-norecord" in idle:
+        on, off = idle["gateway"]["median_of_medians_us"], idle["gateway-norecord"]["median_of_medians_us"]
+        rows.append(["idle (sequential)", fmt(ms(on)), fmt(ms(off)), fmt(pct(on, off), 1, signed=True),
+                     "—", "—", "—"])
+    worst = {"p50": None, "cpu": None}
+    for rate, cells in results.get("sweep", {}).items():
+        on, off = cells.get("gateway", {}), cells.get("gateway-norecord", {})
+        if "error" in on or "error" in off or not on or not off:
+            continue
+        d50 = pct(on["p50_ms"], off["p50_ms"])
+        dcpu = pct(on["cpu_us_per_req"], off["cpu_us_per_req"])
+        for k, v in (("p50", d50), ("cpu", dcpu)):
+            if v is not None and (worst[k] is None or v > worst[k]):
+                worst[k] = v
+        rows.append([f"{rate} req/s", fmt(on["p50_ms"]), fmt(off["p50_ms"]), fmt(d50, 1, signed=True),
+                     fmt(on["cpu_us_per_req"], 1), fmt(off["cpu_us_per_req"], 1), fmt(dcpu, 1, signed=True)])
+    complete = u["recorded"] == u["served"] and u["dropped"] == 0
+    verdict = []
+    for label, key in (("added P50", "p50"), ("added CPU per request", "cpu")):
+        if worst[key] is not None:
+            verdict.append(f"{label} at most {worst[key]:+.1f}% ({'within' if worst[key] <= 5 else '**not within**'} 5%)")
+    return (
+        "## Usage recording\n\n"
+        "`gateway` (recording on, the default) against `gateway-norecord` (the same settings, recording "
+        "off), in the same run and rotation. Times in ms, CPU in µs per answered request; Δ = on − off, "
+        "as a percentage of off.\n\n"
+        + table(["load", "P50 on", "P50 off", "Δ P50 %", "CPU on", "CPU off", "Δ CPU %"], rows)
+        + ("\n" + "; ".join(verdict) + ".\n" if verdict else "\n")
+        + f"\nUsage table of `gateway` after the run (stopped with SIGTERM, which writes out the queue): "
+        f"**{u['recorded']:,} records for {u['served']:,} requests served** with its key (from its own "
+        f"`gateway_requests_total`, `/metrics` scrapes left out), {u['dropped']:,} dropped, "
+        f"{u['tokens']:,} tokens: {'every request is there' if complete else '**records are missing**'}.\n"
+    )
+
+
+def smoke_checks(results: dict) -> list[str]:
+    failures = []
+    u = results.get("usage_recording")
+    if u and (u["recorded"] != u["served"] or u["dropped"]):
+        failures.append(f"usage: {u['recorded']} records for {u['served']} requests, {u['dropped']} dropped")
     for name, v in results["idle"]["targets"].items():
         if v["errors"] or not v["median_of_medians_us"]:
             failures.append(f"idle: {name} had {v['errors']} failed requests")

@@ -202,6 +202,28 @@ pub struct Config {
     /// Open connections per peer address; more are closed at once (0 = no cap).
     #[arg(long, env = "GATEWAY_MAX_CONN_PER_IP", default_value_t = 0)]
     pub max_conn_per_ip: u32,
+    /// The database of managed keys, users and usage: `sqlite://PATH` (created if missing).
+    #[arg(
+        long = "db",
+        env = "GATEWAY_DB",
+        default_value = "sqlite://ollama-gateway.db",
+        global = true
+    )]
+    pub db: String,
+
+    /// Write one usage record per finished request (`false` turns recording off; quotas still
+    /// count in memory).
+    #[arg(long, env = "GATEWAY_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub usage_recording: bool,
+
+    /// Usage records waiting to be written at most; more are dropped (and counted) rather than
+    /// slow a request down.
+    #[arg(long, env = "GATEWAY_USAGE_QUEUE", default_value_t = 10_000)]
+    pub usage_queue: usize,
+
+    /// How long usage records are kept (`90d`, `12h`); hourly totals are kept beyond it.
+    #[arg(long, env = "GATEWAY_USAGE_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub usage_retention: Duration,
 
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -214,6 +236,14 @@ pub enum Command {
     /// Ask the gateway at GATEWAY_LISTEN for `/health`; exit 0 if it answers 200 (for container
     /// health checks, which then need no curl in the image).
     Healthcheck,
+    /// Manage stored API keys (in GATEWAY_DB; a running gateway sees changes within a second).
+    #[command(subcommand)]
+    Keys(crate::admin::cli::KeysCommand),
+    /// Manage users (the owners of keys).
+    #[command(subcommand)]
+    Users(crate::admin::cli::UsersCommand),
+    /// Show usage totals.
+    Usage(crate::admin::cli::UsageArgs),
 }
 
 impl Config {

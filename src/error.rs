@@ -53,6 +53,22 @@ pub enum GatewayError {
         retry_after: Duration,
         limit: u32,
     },
+    /// A token quota is spent until the period starts again.
+    #[error("{period} token quota of {limit} tokens is used up; retry after {} s", retry_after.as_secs().max(1))]
+    QuotaExceeded {
+        period: &'static str,
+        limit: u64,
+        retry_after: Duration,
+    },
+    /// An admin change names something that exists already (or may not be changed).
+    #[error("{0}")]
+    Conflict(String),
+    /// An admin request names a key or user that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database cannot be used just now (admin API; the request path never needs it).
+    #[error("the database is unavailable; try again shortly")]
+    StoreUnavailable,
     /// No such route.
     #[error("no route for {0}")]
     RouteNotFound(String),
@@ -104,8 +120,12 @@ impl GatewayError {
             Self::ModelNotAllowed(_) | Self::Forbidden(_) | Self::AddressNotAllowed => {
                 StatusCode::FORBIDDEN
             }
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::RouteNotFound(_) | Self::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RouteNotFound(_) | Self::ModelNotFound { .. } | Self::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnavailable | Self::UpstreamProtocol | Self::UpstreamInterrupted => {
@@ -125,12 +145,15 @@ impl GatewayError {
             | Self::BodyTimeout
             | Self::ModelNotFound { .. }
             | Self::RouteNotFound(_)
+            | Self::NotFound(_)
+            | Self::Conflict(_)
             | Self::MethodNotAllowed(_) => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
             Self::ModelNotAllowed(_) | Self::Forbidden(_) | Self::AddressNotAllowed => {
                 "permission_error"
             }
             Self::RateLimited { .. } => "rate_limit_error",
+            Self::QuotaExceeded { .. } => "insufficient_quota",
             Self::Upstream { status, .. } if status.is_client_error() => "invalid_request_error",
             _ => "api_error",
         }
@@ -147,6 +170,10 @@ impl GatewayError {
             Self::Forbidden(_) => Some("forbidden"),
             Self::AddressNotAllowed => Some("address_not_allowed"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
+            Self::QuotaExceeded { .. } => Some("quota_exceeded"),
+            Self::Conflict(_) => Some("conflict"),
+            Self::NotFound(_) => Some("not_found"),
+            Self::StoreUnavailable => Some("store_unavailable"),
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::ModelNotFound { .. } => Some("model_not_found"),
@@ -234,6 +261,10 @@ impl GatewayError {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            Self::QuotaExceeded { retry_after, .. } => {
+                let secs = retry_after.as_secs().max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             // The rest of the body may never come: the connection is not reused.
             Self::BodyTimeout => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -283,11 +314,25 @@ impl GatewayError {
 
 /// The content type of Ollama's JSON answers.
 const OLLAMA_JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
+impl From<crate::store::StoreError> for GatewayError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::NotFound(message) => Self::NotFound(message),
+            StoreError::Conflict(message) => Self::Conflict(message),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "admin request: the database is unavailable");
+                Self::StoreUnavailable
+            }
+            StoreError::Unsupported(_) => Self::Internal,
+        }
+    }
+}
 
 /// Which error shape a route speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Surface {
-    /// `/v1/*`: OpenAI's error object.
+    /// `/v1/*` and `/admin/*`: OpenAI's error object.
     OpenAi,
     /// `/v1/messages` and below: Anthropic's error object.
     Anthropic,
@@ -300,7 +345,7 @@ impl Surface {
     pub fn for_path(path: &str) -> Self {
         if path == "/v1/messages" || path.starts_with("/v1/messages/") {
             Self::Anthropic
-        } else if path == "/v1" || path.starts_with("/v1/") {
+        } else if path == "/v1" || path.starts_with("/v1/") || path.starts_with("/admin/") {
             Self::OpenAi
         } else {
             Self::Ollama

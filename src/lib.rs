@@ -6,8 +6,11 @@
 //! client), [`ollama`], [`openai`], [`responses`] and [`anthropic`] (wire types and the pure
 //! translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
-//! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`].
+//! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`]. Beside the request
+//! path: [`store`] (the database), [`usage`] (usage records and token quotas) and [`admin`] (the
+//! admin API and the CLI).
 
+pub mod admin;
 pub mod anthropic;
 pub mod config;
 pub mod error;
@@ -21,36 +24,79 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod store;
 pub mod tls;
 pub mod upstream;
+pub mod usage;
 
-use config::Config;
+use std::sync::Arc;
+
+use config::{AuthMode, Config};
 use gate::Gate;
 use gate::keys::KeyStore;
 use shutdown::Shutdown;
 use state::{AppState, Inner};
+use store::{Role, Store};
 use upstream::{Upstream, UpstreamProbe};
+use usage::clock::{Clock, SystemClock};
+use usage::{Usage, UsageSettings};
 
 pub use http::stack::GatewayService;
 pub use routes::openapi;
 
-/// A gateway ready to serve, and the key generated at start (when none was configured).
+/// A gateway ready to serve, and the admin key generated at its first start (when no key was
+/// configured and the database had none).
 #[derive(Debug)]
 pub struct Gateway {
     /// Shared state.
     pub state: AppState,
     /// The full service (router and middleware).
     pub service: GatewayService,
-    /// A key made up because none was configured; print it once.
+    /// An admin key made because no key existed anywhere; print it once.
     pub generated_key: Option<String>,
 }
 
-/// Check the configuration, load the keys and build the service.
-pub fn build(config: Config) -> Result<Gateway, String> {
-    let loaded = KeyStore::load(&config)?;
+/// Check the configuration, open the database, load the keys and build the service. Needs a
+/// Tokio runtime: it starts the usage writer and the key-change watcher.
+pub async fn build(config: Config) -> Result<Gateway, String> {
+    build_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`build`], with the clock token quotas are counted in (tests move it by hand).
+pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
+    let keys = KeyStore::load(&config)?;
     let upstream = Upstream::new(&config.ollama_url, config.upstream_timeout)
         .map_err(|e| format!("OLLAMA_URL: {e}"))?;
-    let gate = Gate::new(&config, loaded.store);
+    let store = admin::cli::open(&config).await?;
+    let db_url = store.url();
+    let db_error = |e: store::StoreError| format!("GATEWAY_DB ({db_url}): {e}");
+    let generated_key = if config.auth == AuthMode::On && keys.is_empty() {
+        first_admin_key(&store, clock.now())
+            .await
+            .map_err(db_error)?
+    } else {
+        None
+    };
+    let usage = Usage::start(
+        store.clone(),
+        UsageSettings {
+            recording: config.usage_recording,
+            queue: config.usage_queue,
+            retention: config.usage_retention,
+        },
+        clock.clone(),
+    );
+    let now = clock.now();
+    let today = store
+        .tokens_since(store::millis(usage::quota::day_start(now)))
+        .await
+        .map_err(db_error)?;
+    let month = store
+        .tokens_since(store::millis(usage::quota::month_start(now)))
+        .await
+        .map_err(db_error)?;
+    usage.quotas.seed(&today, &month);
+    let gate = Gate::new(&config, keys);
     let tls = tls::ServerTls::from_config(&config)?;
     let state = AppState::new(Inner {
         upstream,
@@ -60,10 +106,41 @@ pub fn build(config: Config) -> Result<Gateway, String> {
         shutdown: Shutdown::new(),
         metrics: metrics::install(),
         config,
+        store,
+        usage,
+        reloader: gate::reload::Reloader::default(),
     });
+    gate::reload::reload(&state).await.map_err(db_error)?;
+    tokio::spawn(gate::reload::watch(state.clone()));
     Ok(Gateway {
         service: http::stack::build(state.clone()),
         state,
-        generated_key: loaded.generated,
+        generated_key,
     })
+}
+
+/// With no key configured and none stored, make an admin key (user `admin`) so the gateway
+/// does not open up, and so the operator can make the others; `None` on later starts.
+async fn first_admin_key(
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<String>, store::StoreError> {
+    if !store.keys().await?.is_empty() {
+        return Ok(None);
+    }
+    if !store.users().await?.iter().any(|u| u.name == "admin") {
+        store
+            .create_user("admin", Role::Admin, store::millis(now))
+            .await?;
+    }
+    let body = admin::CreateKey {
+        name: "admin".into(),
+        user: Some("admin".into()),
+        admin: Some(true),
+        ..admin::CreateKey::default()
+    };
+    match admin::create_key(store, &[], body, now).await {
+        Ok((_, key)) => Ok(Some(key)),
+        Err(err) => Err(store::StoreError::Unavailable(err.to_string())),
+    }
 }

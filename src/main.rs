@@ -1,6 +1,7 @@
 //! The `ollama-gateway` binary: parse the configuration, set up logging, serve.
 
 use clap::Parser;
+use ollama_gateway::admin::cli;
 use ollama_gateway::config::{AuthMode, Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -22,8 +23,16 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn async_main(config: Config) -> std::process::ExitCode {
-    if let Some(Command::Healthcheck) = config.command {
-        return healthcheck(config.listen).await;
+    if matches!(&config.command, Some(Command::Keys(_) | Command::Users(_))) {
+        // The CLI's changes are audited like the admin API's: one line each on stderr.
+        init_tracing(config.log_format);
+    }
+    match &config.command {
+        Some(Command::Healthcheck) => return healthcheck(config.listen).await,
+        Some(Command::Keys(command)) => return cli::keys(&config, command).await,
+        Some(Command::Users(command)) => return cli::users(&config, command).await,
+        Some(Command::Usage(args)) => return cli::usage(&config, args).await,
+        None => {}
     }
     init_tracing(config.log_format);
     match run(config).await {
@@ -38,16 +47,16 @@ async fn async_main(config: Config) -> std::process::ExitCode {
 
 async fn run(config: Config) -> Result<(), String> {
     let listen = config.listen;
-    let gateway = ollama_gateway::build(config)?;
+    let gateway = ollama_gateway::build(config).await?;
     let state = gateway.state.clone();
-    if state.gate.keys.is_open() {
+    if state.gate.keys.load().is_open() {
         tracing::warn!(
             "AUTHENTICATION IS OFF (GATEWAY_AUTH=off): anyone who can reach this port can use every model"
         );
     }
     if let Some(key) = &gateway.generated_key {
         eprintln!(
-            "\nNo API key configured (GATEWAY_API_KEYS, OLLAMA_API_KEY or GATEWAY_CONFIG).\nGenerated one for this run; it is shown once:\n\n    {key}\n"
+            "\nNo API key configured (GATEWAY_API_KEYS, OLLAMA_API_KEY, GATEWAY_CONFIG or GATEWAY_DB).\nCreated an admin key in the database; it is shown only now, on this first start:\n\n    {key}\n\nUse it with the admin API (/admin/api/keys) or run `ollama-gateway keys create` to make more.\n"
         );
     }
     let listener = tokio::net::TcpListener::bind(listen)
@@ -56,7 +65,8 @@ async fn run(config: Config) -> Result<(), String> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         listen = %local,
-        keys = state.gate.keys.len(),
+        keys = state.gate.keys.load().len(),
+        db = %state.store.url(),
         auth = if state.config.auth == AuthMode::On { "on" } else { "off" },
         https = state.tls.is_some(),
         allowed_models = ?state.config.allowed_models,
@@ -70,11 +80,14 @@ async fn run(config: Config) -> Result<(), String> {
     ollama_gateway::server::run(
         listener,
         gateway.service,
-        state,
+        state.clone(),
         ollama_gateway::shutdown::signal(),
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    // Every response has finished (or been cut off) by now: write out their usage records.
+    state.usage.close().await;
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

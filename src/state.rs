@@ -7,8 +7,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
 use crate::gate::Gate;
+use crate::gate::reload::Reloader;
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 use crate::upstream::{Upstream, UpstreamProbe};
+use crate::usage::Usage;
 
 /// Shared state.
 #[derive(Clone, Debug)]
@@ -31,6 +34,12 @@ pub struct Inner {
     pub shutdown: Shutdown,
     /// Renders `/metrics` (absent if the recorder could not be installed).
     pub metrics: Option<PrometheusHandle>,
+    /// The database (admin API, key reloads and the usage writer; never the request path).
+    pub store: Store,
+    /// The usage recorder and the token quota counters.
+    pub usage: Usage,
+    /// Brings stored key changes into `gate.keys`.
+    pub reloader: Reloader,
 }
 
 impl AppState {

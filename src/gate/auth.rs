@@ -67,17 +67,23 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
     }
     let surface = Surface::for_path(req.uri().path());
     let headers = req.headers();
-    let Some(caller) = gate.keys.lookup(presented_key(headers, surface)) else {
-        let presented = headers.contains_key(http::header::AUTHORIZATION)
-            || (surface == Surface::Anthropic && headers.contains_key("x-api-key"));
-        let message = match (presented, surface) {
-            (true, _) => "invalid API key",
-            (false, Surface::Anthropic) => {
-                "missing API key: send x-api-key: <key> or Authorization: Bearer <key>"
-            }
-            (false, _) => "missing API key: send Authorization: Bearer <key>",
-        };
-        return Err(GatewayError::Unauthorized(message));
+    let presented = presented_key(headers, surface);
+    let caller = match gate.keys.load().lookup(presented) {
+        Ok(caller) => caller,
+        // No key we could read: missing, or a header that is not a key (an invalid one).
+        Err(_) if presented.is_none() => {
+            let sent = headers.contains_key(http::header::AUTHORIZATION)
+                || (surface == Surface::Anthropic && headers.contains_key("x-api-key"));
+            let message = match (sent, surface) {
+                (true, _) => "invalid API key",
+                (false, Surface::Anthropic) => {
+                    "missing API key: send x-api-key: <key> or Authorization: Bearer <key>"
+                }
+                (false, _) => "missing API key: send Authorization: Bearer <key>",
+            };
+            return Err(GatewayError::Unauthorized(message));
+        }
+        Err(message) => return Err(GatewayError::Unauthorized(message)),
     };
     if caller.has_expired() {
         return Err(GatewayError::Unauthorized("API key has expired"));

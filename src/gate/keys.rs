@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::models::ModelAllowlist;
 use crate::config::{AuthMode, Config};
+use crate::store::{KeyRecord, Role, User, from_millis};
 
 /// Who is calling, as established by the auth middleware.
 #[derive(Debug)]
@@ -36,6 +37,42 @@ pub struct Caller {
     pub concurrency: Option<Arc<Semaphore>>,
     /// The cap's size.
     pub max_concurrent: u32,
+    /// The stored key's id (`None` for keys from the configuration).
+    pub id: Option<String>,
+    /// The user the key belongs to.
+    pub user: Option<String>,
+    /// Token quotas.
+    pub quota: QuotaSettings,
+}
+
+/// A key's token quotas (prompt + completion, UTC periods).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaSettings {
+    /// Tokens per day.
+    pub daily: Option<u64>,
+    /// Tokens per month.
+    pub monthly: Option<u64>,
+    /// End a stream at the budget instead of letting it finish.
+    pub hard: bool,
+}
+
+impl QuotaSettings {
+    /// Whether any quota applies.
+    pub fn is_set(&self) -> bool {
+        self.daily.is_some() || self.monthly.is_some()
+    }
+}
+
+/// A key from the configuration, as the admin API lists it (read-only).
+#[derive(Clone, Debug)]
+pub struct ConfigKey {
+    pub name: String,
+    pub admin: bool,
+    pub models: Vec<String>,
+    pub rate_limit: u32,
+    pub burst: u32,
+    pub max_concurrent: u32,
+    pub expires: Option<DateTime<Utc>>,
 }
 
 impl Caller {
@@ -70,27 +107,33 @@ struct KeyFile {
     keys: Vec<KeyEntry>,
 }
 
-/// All known keys, by digest.
+/// All known keys, by digest: the configured ones and the stored ones that work.
+///
+/// The gate holds one of these behind an [`ArcSwap`]: a request reads it once, a reload builds
+/// a new one and swaps it in. Nothing here touches the database.
 #[derive(Debug, Default)]
 pub struct KeyStore {
     by_digest: HashMap<[u8; 32], Arc<Caller>>,
+    /// Stored keys that exist but may not be used, with the reason (`disabled`, `revoked`).
+    refused: HashMap<[u8; 32], &'static str>,
+    /// The stored keys in `by_digest`, by id, with the record they were built from (so a
+    /// reload keeps the rate limiter and concurrency permits of an unchanged key).
+    stored: HashMap<String, (KeyRecord, Option<Role>, Arc<Caller>)>,
+    /// The configured keys, for listings.
+    config_keys: Vec<ConfigKey>,
     /// The identity used for every request when auth is off.
     anonymous: Option<Arc<Caller>>,
-}
-
-/// What loading the keys produced, for the start-up log.
-#[derive(Debug)]
-pub struct LoadedKeys {
-    pub store: KeyStore,
-    /// A key made up at start because none was configured (printed once).
-    pub generated: Option<String>,
+    defaults: Limits,
 }
 
 impl KeyStore {
     /// Load keys from the environment settings and the optional TOML file.
-    pub fn load(config: &Config) -> Result<LoadedKeys, String> {
-        let mut store = KeyStore::default();
-        let defaults = Limits::from_config(config);
+    pub fn load(config: &Config) -> Result<KeyStore, String> {
+        let mut store = KeyStore {
+            defaults: Limits::from_config(config),
+            ..KeyStore::default()
+        };
+        let defaults = store.defaults;
         if config.auth == AuthMode::Off {
             store.anonymous = Some(Arc::new(defaults.caller(
                 "anonymous",
@@ -98,10 +141,7 @@ impl KeyStore {
                 true,
                 None,
             )));
-            return Ok(LoadedKeys {
-                store,
-                generated: None,
-            });
+            return Ok(store);
         }
         for (i, key) in config
             .api_keys
@@ -109,14 +149,11 @@ impl KeyStore {
             .enumerate()
             .filter(|(_, k)| !k.expose().is_empty())
         {
-            store.insert(
+            let name = format!("key-{}", i + 1);
+            store.insert_config(
                 digest(key.expose()),
-                defaults.caller(
-                    &format!("key-{}", i + 1),
-                    ModelAllowlist::default(),
-                    false,
-                    None,
-                ),
+                defaults.caller(&name, ModelAllowlist::default(), false, None),
+                defaults.listed(&name, &[], false, None),
             );
         }
         if let Some(key) = config
@@ -124,24 +161,72 @@ impl KeyStore {
             .as_ref()
             .filter(|k| !k.expose().is_empty())
         {
-            store.insert(
+            store.insert_config(
                 digest(key.expose()),
                 defaults.caller("ollama-api-key", ModelAllowlist::default(), false, None),
+                defaults.listed("ollama-api-key", &[], false, None),
             );
         }
         if let Some(path) = &config.config_file {
             store.load_file(path, &defaults)?;
         }
-        let mut generated = None;
-        if store.by_digest.is_empty() {
-            let key = format!("sk-gw-{}", uuid::Uuid::new_v4().simple());
-            store.insert(
-                digest(&key),
-                defaults.caller("generated", ModelAllowlist::default(), false, None),
-            );
-            generated = Some(key);
+        Ok(store)
+    }
+
+    /// This store's configured keys plus the `stored` ones that work, keeping the limiters of
+    /// keys that did not change since `self`.
+    pub fn with_stored(&self, stored: &[KeyRecord], users: &[User]) -> KeyStore {
+        let mut next = KeyStore {
+            by_digest: HashMap::with_capacity(self.config_keys.len() + stored.len()),
+            refused: HashMap::new(),
+            stored: HashMap::with_capacity(stored.len()),
+            config_keys: self.config_keys.clone(),
+            anonymous: self.anonymous.clone(),
+            defaults: self.defaults,
+        };
+        for (digest, caller) in &self.by_digest {
+            if caller.id.is_none() {
+                next.by_digest.insert(*digest, caller.clone());
+            }
         }
-        Ok(LoadedKeys { store, generated })
+        for record in stored {
+            if record.revoked.is_some() {
+                next.refused
+                    .insert(record.digest, "API key has been revoked");
+                continue;
+            }
+            if !record.enabled {
+                next.refused.insert(record.digest, "API key is disabled");
+                continue;
+            }
+            let role = record
+                .user
+                .as_deref()
+                .and_then(|name| users.iter().find(|u| u.name == name))
+                .map(|u| u.role);
+            let caller = match self.stored.get(&record.id) {
+                Some((before, before_role, caller))
+                    if same_settings(before, record) && *before_role == role =>
+                {
+                    caller.clone()
+                }
+                _ => Arc::new(self.defaults.stored_caller(record, role)),
+            };
+            next.by_digest.insert(record.digest, caller.clone());
+            next.stored
+                .insert(record.id.clone(), (record.clone(), role, caller));
+        }
+        next
+    }
+
+    /// The configured keys (listed read-only by the admin API).
+    pub fn config_keys(&self) -> &[ConfigKey] {
+        &self.config_keys
+    }
+
+    /// The caller of a stored key, by id, if it is in use.
+    pub fn stored_caller(&self, id: &str) -> Option<Arc<Caller>> {
+        self.stored.get(id).map(|(_, _, caller)| caller.clone())
     }
 
     fn load_file(&mut self, path: &Path, defaults: &Limits) -> Result<(), String> {
@@ -177,21 +262,36 @@ impl KeyStore {
                 entry.admin,
                 entry.expires,
             );
-            self.insert(digest, caller);
+            let listed = limits.listed(&entry.name, &entry.models, entry.admin, entry.expires);
+            self.insert_config(digest, caller, listed);
         }
         Ok(())
     }
 
-    fn insert(&mut self, digest: [u8; 32], caller: Caller) {
+    fn insert_config(&mut self, digest: [u8; 32], caller: Caller, listed: ConfigKey) {
         self.by_digest.insert(digest, Arc::new(caller));
+        self.config_keys.push(listed);
     }
 
-    /// The caller for a presented key, if it is known. With auth off, always the anonymous one.
-    pub fn lookup(&self, presented: Option<&str>) -> Option<Arc<Caller>> {
+    /// The caller for a presented key, or why it is refused. With auth off, always the
+    /// anonymous one. A key in our own format with a bad checksum is refused without a lookup.
+    pub fn lookup(&self, presented: Option<&str>) -> Result<Arc<Caller>, &'static str> {
         if let Some(anonymous) = &self.anonymous {
-            return Some(anonymous.clone());
+            return Ok(anonymous.clone());
         }
-        self.by_digest.get(&digest(presented?)).cloned()
+        let presented = presented.ok_or("missing API key: send Authorization: Bearer <key>")?;
+        if super::key_format::is_ours(presented) && !super::key_format::well_formed(presented) {
+            return Err("malformed API key (bad checksum: mistyped or cut off?)");
+        }
+        let digest = digest(presented);
+        match self.by_digest.get(&digest) {
+            Some(caller) => Ok(caller.clone()),
+            None => Err(self
+                .refused
+                .get(&digest)
+                .copied()
+                .unwrap_or("invalid API key")),
+        }
     }
 
     /// Whether authentication is off.
@@ -210,8 +310,17 @@ impl KeyStore {
     }
 }
 
+/// Whether two versions of a stored key would make the same [`Caller`] (`last_used` aside).
+fn same_settings(a: &KeyRecord, b: &KeyRecord) -> bool {
+    a.name == b.name
+        && a.user == b.user
+        && a.expires == b.expires
+        && a.enabled == b.enabled
+        && a.settings == b.settings
+}
+
 /// Default per-key limits from the configuration.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Limits {
     rate_per_minute: u32,
     burst: u32,
@@ -225,6 +334,49 @@ impl Limits {
             burst: config.rate_burst,
             max_concurrent: config.max_concurrent,
         }
+    }
+
+    fn listed(
+        self,
+        name: &str,
+        models: &[String],
+        admin: bool,
+        expires: Option<DateTime<Utc>>,
+    ) -> ConfigKey {
+        ConfigKey {
+            name: name.to_owned(),
+            admin,
+            models: models.to_vec(),
+            rate_limit: self.rate_per_minute,
+            burst: self.burst,
+            max_concurrent: self.max_concurrent,
+            expires,
+        }
+    }
+
+    /// The caller of a stored key: its own settings over these defaults; an admin user's keys
+    /// are admin keys.
+    fn stored_caller(self, record: &KeyRecord, role: Option<Role>) -> Caller {
+        let s = &record.settings;
+        let limits = Limits {
+            rate_per_minute: s.rate_limit.unwrap_or(self.rate_per_minute),
+            burst: s.burst.unwrap_or(self.burst),
+            max_concurrent: s.max_concurrent.unwrap_or(self.max_concurrent),
+        };
+        let mut caller = limits.caller(
+            &record.name,
+            ModelAllowlist::new(&s.models),
+            s.admin || role == Some(Role::Admin),
+            record.expires.map(from_millis),
+        );
+        caller.id = Some(record.id.clone());
+        caller.user.clone_from(&record.user);
+        caller.quota = QuotaSettings {
+            daily: s.daily_token_quota,
+            monthly: s.monthly_token_quota,
+            hard: s.hard_quota,
+        };
+        caller
     }
 
     fn caller(
@@ -244,6 +396,9 @@ impl Limits {
             concurrency: (self.max_concurrent > 0)
                 .then(|| Arc::new(Semaphore::new(self.max_concurrent as usize))),
             max_concurrent: self.max_concurrent,
+            id: None,
+            user: None,
+            quota: QuotaSettings::default(),
         }
     }
 }
@@ -278,19 +433,19 @@ mod tests {
 
     #[test]
     fn env_keys_are_found_by_digest_only() {
-        let loaded = KeyStore::load(&config(&[
+        let store = KeyStore::load(&config(&[
             "--api-keys",
             "alpha,beta",
             "--ollama-api-key",
             "gamma",
         ]))
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(loaded.generated.is_none());
-        let store = loaded.store;
+        assert_eq!(store.config_keys().len(), 3);
         assert_eq!(
             store
                 .lookup(Some("alpha"))
                 .map(|c| c.name.clone())
+                .ok()
                 .as_deref(),
             Some("key-1")
         );
@@ -298,20 +453,61 @@ mod tests {
             store
                 .lookup(Some("gamma"))
                 .map(|c| c.name.clone())
+                .ok()
                 .as_deref(),
             Some("ollama-api-key")
         );
-        assert!(store.lookup(Some("alph")).is_none());
-        assert!(store.lookup(None).is_none());
+        assert!(store.lookup(Some("alph")).is_err());
+        assert!(store.lookup(None).is_err());
+    }
+
+    fn record(id: &str, key: &str) -> KeyRecord {
+        KeyRecord {
+            id: id.into(),
+            name: format!("name-{id}"),
+            user: Some("ann".into()),
+            prefix: String::new(),
+            digest: digest(key),
+            created: 0,
+            last_used: None,
+            expires: None,
+            enabled: true,
+            revoked: None,
+            settings: crate::store::KeySettings::default(),
+        }
     }
 
     #[test]
-    fn no_key_means_a_generated_one_not_an_open_door() {
-        let loaded = KeyStore::load(&config(&[])).unwrap_or_else(|e| panic!("{e}"));
-        let key = loaded.generated.unwrap_or_default();
-        assert!(key.starts_with("sk-gw-"));
-        assert!(loaded.store.lookup(Some(&key)).is_some());
-        assert!(loaded.store.lookup(None).is_none());
+    fn stored_keys_join_config_keys_and_keep_their_limiters_across_reloads() {
+        let base = KeyStore::load(&config(&["--api-keys", "alpha"])).unwrap_or_default();
+        let users = [User {
+            name: "ann".into(),
+            role: Role::Admin,
+            created: 0,
+        }];
+        let one = base.with_stored(&[record("a", "k-a"), record("b", "k-b")], &users);
+        let a = one.lookup(Some("k-a")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.admin, "an admin user's key is an admin key");
+        assert_eq!(a.id.as_deref(), Some("a"));
+        assert!(one.lookup(Some("alpha")).is_ok(), "config keys stay");
+        let mut b = record("b", "k-b");
+        b.enabled = false;
+        let mut a_used = record("a", "k-a");
+        a_used.last_used = Some(5);
+        let two = one.with_stored(&[a_used, b], &users);
+        let a_again = two.lookup(Some("k-a")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&a, &a_again), "unchanged key keeps its caller");
+        assert_eq!(two.lookup(Some("k-b")).err(), Some("API key is disabled"));
+        assert!(two.lookup(Some("alpha")).is_ok());
+    }
+
+    #[test]
+    fn a_damaged_og_key_is_refused_before_lookup() {
+        let store = KeyStore::load(&config(&["--api-keys", "alpha"])).unwrap_or_default();
+        let key = super::super::key_format::generate().unwrap_or_default();
+        let err = store.lookup(Some(&key[..20])).err().unwrap_or_default();
+        assert!(err.contains("malformed"), "{err}");
+        assert_eq!(store.lookup(Some(&key)).err(), Some("invalid API key"));
     }
 
     #[test]
@@ -327,18 +523,17 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let path_arg = path.to_string_lossy().into_owned();
         let store = KeyStore::load(&config(&["--config-file", &path_arg]))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .store;
+            .unwrap_or_else(|e| panic!("{e}"));
         let alice = store
             .lookup(Some("secret-one"))
-            .unwrap_or_else(|| panic!("alice missing"));
+            .unwrap_or_else(|e| panic!("alice missing: {e}"));
         assert!(
             alice.admin && alice.models.allows("llama3.2:latest") && !alice.models.allows("qwen3")
         );
         assert_eq!(alice.max_concurrent, 1);
         let bob = store
             .lookup(Some("secret-two"))
-            .unwrap_or_else(|| panic!("bob missing"));
+            .unwrap_or_else(|e| panic!("bob missing: {e}"));
         assert!(bob.expires.is_some_and(|e| e < Utc::now()));
         let _ = std::fs::remove_file(path);
     }

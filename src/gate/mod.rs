@@ -1,6 +1,9 @@
 //! The gate: who may call, which models they may use, how much, and which paths exist at all.
 //!
-//! - [`keys`]: API keys and the per-key settings (`Caller`).
+//! - [`keys`]: API keys and the per-key settings (`Caller`), configured and stored.
+//! - [`key_format`]: the `og_...` keys the gateway makes, and their checksum.
+//! - [`reload`]: brings changes to stored keys into memory (at once, or within a second when
+//!   another process made them).
 //! - [`fold`]: JSON keys as Ollama's Go decoder matches them (case-insensitively).
 //! - [`models`]: the model allowlist.
 //! - [`auth`]: turns a bearer key into a `Caller` (deny by default).
@@ -12,7 +15,8 @@
 //! - [`connections`]: open connections per peer address (applied by the server).
 //!
 //! [`admit`] is the one middleware that applies them, in this order: client address and its
-//! allow/deny rules, body size, the failed-authentication block, key, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
+//! allow/deny rules, body size, the failed-authentication block, key (and, on `/admin/*`, that
+//! it is an admin key), token quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
 //! the inner service on every request.
 
 pub mod auth;
@@ -21,11 +25,14 @@ pub mod client;
 pub mod connections;
 pub mod fold;
 pub mod ip_rules;
+pub mod key_format;
 pub mod keys;
 pub mod limits;
 pub mod models;
 pub mod path;
+pub mod reload;
 
+use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -42,8 +49,8 @@ use models::ModelAllowlist;
 /// Everything the gate decides with.
 #[derive(Debug)]
 pub struct Gate {
-    /// Known keys.
-    pub keys: KeyStore,
+    /// Known keys: read once per request, swapped whole when stored keys change.
+    pub keys: ArcSwap<KeyStore>,
     /// `GATEWAY_ALLOWED_MODELS`.
     pub models: ModelAllowlist,
     /// `GATEWAY_GLOBAL_RATE_LIMIT`.
@@ -70,7 +77,7 @@ impl Gate {
     /// Build the gate from the configuration and loaded keys.
     pub fn new(config: &Config, keys: KeyStore) -> Self {
         Self {
-            keys,
+            keys: ArcSwap::from_pointee(keys),
             models: ModelAllowlist::new(&config.allowed_models),
             global_rate: per_minute(config.global_rate_limit, config.global_rate_limit.max(1))
                 .map(governor::RateLimiter::direct),
@@ -187,13 +194,32 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         }
     };
     if let Some(audit) = req.extensions().get::<Audit>() {
-        audit.set_caller(&caller.name);
+        audit.set_caller(&caller);
     }
+    // The admin API is for admin keys only, decided here before any body is read (the handlers
+    // check again).
+    if !caller.admin && req.uri().path().starts_with("/admin/") {
+        return GatewayError::Forbidden("the admin API needs an admin key".into()).render(surface);
+    }
+    let quota = match state.usage.quotas.check(&caller) {
+        Ok(quota) => quota,
+        Err((err, quota)) => {
+            let mut response = err.render(surface);
+            quota.write_headers(response.headers_mut());
+            return response;
+        }
+    };
     let permit = match limits::admit(gate, &caller) {
         Ok(permit) => permit,
         Err(err) => return err.render(surface),
     };
+    if caller.quota.hard
+        && let (Some(budget), Some(audit)) = (quota.hard_budget(), req.extensions().get::<Audit>())
+    {
+        audit.set_hard_budget(budget);
+    }
     req.extensions_mut().insert(caller.clone());
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    quota.write_headers(response.headers_mut());
     limits::finish(response, &caller, permit)
 }

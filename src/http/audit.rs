@@ -13,7 +13,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::BodyExt;
 
+use axum::extract::State;
+
 use crate::error::RefusalReason;
+use crate::gate::keys::Caller;
+use crate::state::AppState;
+use crate::store::UsageRecord;
 
 /// A request id the client sent but the gateway replaced (too long, or characters that could
 /// forge a log field); written, quoted, into the audit line.
@@ -23,9 +28,11 @@ pub struct ClientRequestId(pub String);
 /// What is known about one request so far.
 #[derive(Debug, Default)]
 struct Record {
-    caller: Option<String>,
+    caller: Option<Arc<Caller>>,
     /// The client's address (the socket's, or the one a trusted proxy forwarded).
     client: Option<std::net::IpAddr>,
+    /// The tokens a stream may still send (keys with a hard quota).
+    hard_budget: Option<HardBudget>,
     model: Option<String>,
     upstream: Option<Duration>,
     prompt_tokens: Option<u64>,
@@ -33,6 +40,31 @@ struct Record {
     /// Ollama's `load_duration`: time it spent loading the model for this request.
     load: Option<Duration>,
     stream_error: Option<String>,
+}
+
+/// What a key with `hard_quota` may still spend, set at admission: a stream is ended once it
+/// has sent this many tokens.
+#[derive(Clone, Copy, Debug)]
+pub struct HardBudget {
+    /// Tokens left.
+    pub tokens: u64,
+    /// `daily` or `monthly`: the quota that runs out first.
+    pub period: &'static str,
+    /// That quota's size.
+    pub limit: u64,
+    /// Seconds until it starts again.
+    pub reset: u64,
+}
+
+impl HardBudget {
+    /// The error a stream ends with at the budget.
+    pub fn error(&self) -> crate::error::GatewayError {
+        crate::error::GatewayError::QuotaExceeded {
+            period: self.period,
+            limit: self.limit,
+            retry_after: Duration::from_secs(self.reset),
+        }
+    }
 }
 
 /// A handle on the current request's audit record.
@@ -57,9 +89,19 @@ impl Audit {
         f(&mut self.record.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The key's name.
-    pub fn set_caller(&self, name: &str) {
-        self.with(|r| r.caller = Some(name.to_owned()));
+    /// The caller (its key's name goes into the line, its id and user into the usage record).
+    pub fn set_caller(&self, caller: &Arc<Caller>) {
+        self.with(|r| r.caller = Some(caller.clone()));
+    }
+
+    /// The budget of a key with a hard quota (streams end when it is spent).
+    pub fn set_hard_budget(&self, budget: HardBudget) {
+        self.with(|r| r.hard_budget = Some(budget));
+    }
+
+    /// The hard budget, if the key has one.
+    pub fn hard_budget(&self) -> Option<HardBudget> {
+        self.with(|r| r.hard_budget)
     }
 
     /// The client's address.
@@ -121,8 +163,9 @@ impl Audit {
     }
 }
 
-/// Middleware: attach an [`Audit`] to the request and emit it when the response body ends.
-pub async fn audit(mut req: Request, next: Next) -> Response {
+/// Middleware: attach an [`Audit`] to the request and emit it (the line, the metrics and the
+/// usage record) when the response body ends.
+pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let audit = Audit::new();
     let in_flight = crate::metrics::InFlight::request();
     req.extensions_mut().insert(audit.clone());
@@ -155,6 +198,7 @@ pub async fn audit(mut req: Request, next: Next) -> Response {
         client_request_id,
         status,
         refusal,
+        state: Some(state),
         _in_flight: in_flight,
     }));
     response.map(|body| {
@@ -175,6 +219,8 @@ struct Finished {
     client_request_id: Option<String>,
     status: u16,
     refusal: Option<&'static str>,
+    /// Where the usage record goes (`None` only in unit tests).
+    state: Option<AppState>,
     /// Keeps the in-flight gauge up until the response is finished.
     _in_flight: crate::metrics::InFlight,
 }
@@ -187,7 +233,7 @@ impl Drop for EmitOnDrop {
         let Some(done) = self.0.take() else { return };
         let total = done.audit.started.elapsed();
         done.audit.with(|r| {
-            let key = r.caller.as_deref().unwrap_or("-");
+            let key = r.caller.as_ref().map_or("-", |c| c.name.as_str());
             let model = r.model.as_deref().unwrap_or("-");
             tracing::info!(
                 target: "audit",
@@ -225,6 +271,27 @@ impl Drop for EmitOnDrop {
                     .filter(|_| done.status >= 400 && done.status < 500),
                 stream_error: r.stream_error.as_deref(),
             });
+            // Requests without a key (refused, or on open routes) leave no usage record: an
+            // anonymous flood must not turn into database writes.
+            if let (Some(caller), Some(state)) = (&r.caller, &done.state) {
+                let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                state.usage.record(UsageRecord {
+                    at: 0,
+                    key_id: caller.id.clone(),
+                    key_name: caller.name.clone(),
+                    user: caller.user.clone(),
+                    model: r.model.clone(),
+                    route: done.route.clone(),
+                    status: done.status,
+                    error: r.stream_error.clone(),
+                    prompt_tokens: r.prompt_tokens.unwrap_or_default(),
+                    completion_tokens: r.completion_tokens.unwrap_or_default(),
+                    total_ms: ms(total),
+                    upstream_ms: r.upstream.map(ms),
+                    ttft_ms: done.audit.first_token.get().copied().map(ms),
+                    load_ms: r.load.map(ms),
+                });
+            }
         });
     }
 }
@@ -260,7 +327,16 @@ mod tests {
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             let audit = Audit::new();
-            audit.set_caller("key-1");
+            let keys = crate::gate::keys::KeyStore::load(
+                &<crate::config::Config as clap::Parser>::parse_from([
+                    "ollama-gateway",
+                    "--api-keys",
+                    "k",
+                ]),
+            )
+            .unwrap_or_default();
+            let caller = keys.lookup(Some("k")).unwrap_or_else(|e| panic!("{e}"));
+            audit.set_caller(&caller);
             audit.set_model("m status=200");
             drop(EmitOnDrop(Some(Finished {
                 audit,
@@ -270,6 +346,7 @@ mod tests {
                 client_request_id: Some("a key=key-2 status=200".into()),
                 status: 401,
                 refusal: None,
+                state: None,
                 _in_flight: crate::metrics::InFlight::request(),
             })));
         });

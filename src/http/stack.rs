@@ -11,14 +11,16 @@
 //!    are marked sensitive, so they never appear in logs).
 //! 4. **catch panic**: a bug answers 500 in the surface's error shape, the server keeps serving.
 //! 5. **CORS**: preflights answered here, without a key.
-//! 6. **audit**: one structured line and the metrics per request, written when the response
-//!    body ends (streams included).
+//! 6. **audit**: one structured line, the metrics and one usage record (queued, never waited
+//!    on) per request, written when the response body ends (streams included).
 //! 7. **the gate** (one layer, [`gate::admit`]), in this order:
 //!    - body limit: 413 before reading a body whose declared length is too large; bodies
 //!      without a length are capped while read; every body is bounded in time
 //!      (`GATEWAY_BODY_TIMEOUT`, then 408);
-//!    - auth: deny by default (and 400 for more than one `Authorization` header); the
-//!      caller's key settings go into the request;
+//!    - auth: deny by default (and 400 for more than one `Authorization` header), keys read
+//!      from memory; the caller's key settings go into the request;
+//!    - token quota: 429 `quota_exceeded` once a key's daily or monthly tokens are spent,
+//!      `x-quota-*` headers on every answer (in-memory counters, never the database);
 //!    - rate and concurrency limits: the key's own rate, then the global rate, then the key's
 //!      concurrency cap; 429 with `Retry-After`.
 //!
@@ -30,7 +32,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, Uri, header};
 use tower::util::BoxCloneSyncService;
@@ -60,7 +62,7 @@ pub fn build(state: AppState) -> GatewayService {
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(on_panic))
                 .option_layer(cors(&state.config.cors_origins))
-                .layer(from_fn(audit::audit))
+                .layer(from_fn_with_state(state.clone(), audit::audit))
                 // Our own limit (next layer) replaces axum's 2 MiB default for extractors.
                 .layer(DefaultBodyLimit::disable())
                 .layer(from_fn_with_state(state.clone(), gate::admit)),
@@ -223,6 +225,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         .allow_methods([
             Method::GET,
             Method::POST,
+            Method::PATCH,
             Method::DELETE,
             Method::HEAD,
             Method::OPTIONS,
@@ -234,6 +237,12 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             HeaderName::from_static("x-ratelimit-limit-requests"),
             HeaderName::from_static("x-ratelimit-remaining-requests"),
             HeaderName::from_static("x-ratelimit-reset-requests"),
+            HeaderName::from_static("x-quota-daily-limit"),
+            HeaderName::from_static("x-quota-daily-remaining"),
+            HeaderName::from_static("x-quota-daily-reset"),
+            HeaderName::from_static("x-quota-monthly-limit"),
+            HeaderName::from_static("x-quota-monthly-remaining"),
+            HeaderName::from_static("x-quota-monthly-reset"),
         ])
         .max_age(Duration::from_secs(3600));
     Some(layer)

@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::time::Sleep;
 
 use crate::error::GatewayError;
-use crate::http::audit::Audit;
+use crate::http::audit::{Audit, HardBudget};
 use crate::metrics::InFlight;
 use crate::upstream::{NativeLine, NativeLines, Tail, UpstreamChunks};
 
@@ -38,6 +38,8 @@ pub struct Framing {
     keepalive: Option<(Duration, &'static [u8])>,
     /// Writes the frame that reports a failure.
     error: fn(&GatewayError, &mut BytesMut),
+    /// A stream ended at a hard quota first gets a last chunk (`finish_reason: "length"`).
+    final_chunk_on_cut: bool,
     content_type: &'static str,
 }
 
@@ -46,6 +48,7 @@ pub static SSE: Framing = Framing {
     done: b"data: [DONE]\n\n",
     keepalive: Some((Duration::from_secs(15), b":\n\n")),
     error: |err, out| write_event(out, &err.openai_body()),
+    final_chunk_on_cut: true,
     content_type: "text/event-stream",
 };
 
@@ -56,6 +59,9 @@ pub static NAMED_SSE: Framing = Framing {
     done: b"",
     keepalive: Some((Duration::from_secs(15), b":\n\n")),
     error: |err, out| write_named_event(out, "error", &err.openai_body()),
+    // Its terminal events are the writer's: a stream cut at a hard quota ends with the
+    // writer's failure events (`error`, `response.failed`), not a length stop.
+    final_chunk_on_cut: false,
     content_type: "text/event-stream",
 };
 
@@ -68,6 +74,7 @@ pub static ANTHROPIC_SSE: Framing = Framing {
         b"event: ping\ndata: {\"type\":\"ping\"}\n\n",
     )),
     error: |err, out| write_named_event(out, "error", &err.anthropic_body()),
+    final_chunk_on_cut: false,
     content_type: "text/event-stream",
 };
 
@@ -80,6 +87,7 @@ pub static NDJSON: Framing = Framing {
     done: b"",
     keepalive: None,
     error: |err, out| write_line(out, &err.ollama_body()),
+    final_chunk_on_cut: false,
     content_type: "application/x-ndjson",
 };
 
@@ -120,7 +128,11 @@ enum Source<T> {
 
 /// A response body that writes each upstream line as the route's `write` function frames it.
 pub struct LineBody<T, F> {
-    lines: Source<T>,
+    /// `None` once the stream was ended early: dropping it closes the upstream request.
+    lines: Option<Source<T>>,
+    /// Tokens the key may still stream (hard quota), and how many it has.
+    budget: Option<HardBudget>,
+    streamed: u64,
     write: F,
     framing: &'static Framing,
     keepalive: Option<Pin<Box<Sleep>>>,
@@ -164,7 +176,9 @@ where
         write: F,
     ) -> Self {
         Self {
-            lines: Source::Ready(lines),
+            budget: audit.hard_budget(),
+            streamed: 0,
+            lines: Some(Source::Ready(lines)),
             write,
             framing,
             keepalive: framing
@@ -191,7 +205,9 @@ where
         write: F,
     ) -> Self {
         Self {
-            lines: Source::Waiting(pending),
+            budget: audit.hard_budget(),
+            streamed: 0,
+            lines: Some(Source::Waiting(pending)),
             write,
             framing,
             keepalive: framing
@@ -213,6 +229,23 @@ where
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
+    }
+
+    /// End the stream at the hard budget: a last chunk (SSE), the `quota_exceeded` error, and
+    /// the upstream request closed now.
+    fn cut(&mut self, budget: HardBudget, last: T) {
+        self.lines = None;
+        self.ended = true;
+        self.audit.set_upstream_time(self.started.elapsed());
+        self.audit.set_tokens(None, Some(self.streamed));
+        self.audit.set_stream_error("quota_exceeded");
+        if self.framing.final_chunk_on_cut {
+            self.write.line(last, Bytes::new(), &mut self.out);
+        }
+        let err = budget.error();
+        if !self.write.fail(&err, &mut self.out) {
+            (self.framing.error)(&err, &mut self.out);
+        }
     }
 
     fn frame(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
@@ -241,11 +274,12 @@ where
             return this.frame();
         }
         while !this.ended {
-            let polled = match &mut this.lines {
-                Source::Ready(lines) => Pin::new(lines).poll_next(cx),
-                Source::Waiting(pending) => match pending.as_mut().poll(cx) {
+            let polled = match this.lines.as_mut() {
+                None => break,
+                Some(Source::Ready(lines)) => Pin::new(lines).poll_next(cx),
+                Some(Source::Waiting(pending)) => match pending.as_mut().poll(cx) {
                     Poll::Ready(Ok(lines)) => {
-                        this.lines = Source::Ready(lines);
+                        this.lines = Some(Source::Ready(lines));
                         continue;
                     }
                     Poll::Ready(Err(err)) => Poll::Ready(Some(Err(err))),
@@ -256,7 +290,16 @@ where
                 Poll::Ready(Some(Ok((line, raw)))) => {
                     this.audit.observe_line(&line, this.started);
                     let done = line.is_done();
+                    if !done {
+                        this.streamed += 1;
+                    }
+                    let budget = this.budget.filter(|b| !done && this.streamed >= b.tokens);
+                    let cut = budget.map(|_| line.cut_short(this.streamed));
                     this.write.line(line, raw, &mut this.out);
+                    if let (Some(budget), Some(cut)) = (budget, cut) {
+                        this.cut(budget, cut);
+                        return this.frame();
+                    }
                     if done {
                         this.out.extend_from_slice(this.framing.done);
                         this.ended = true;
@@ -305,7 +348,11 @@ where
 /// from them. Such a line (or what may become one) that a chunk leaves unfinished is held back
 /// until its end arrives, so it is scrubbed whole; every other line goes on at once.
 pub struct PassthroughBody {
-    chunks: UpstreamChunks,
+    /// `None` once the stream was ended early: dropping it closes the upstream request.
+    chunks: Option<UpstreamChunks>,
+    /// Lines (tokens) an NDJSON stream may still send (hard quota), and how many it has.
+    budget: Option<HardBudget>,
+    streamed: u64,
     ndjson: bool,
     at_line_start: bool,
     /// The unfinished start of an `{"error"` line (NDJSON only; empty almost always).
@@ -335,7 +382,12 @@ impl PassthroughBody {
         started: Instant,
     ) -> Self {
         Self {
-            chunks,
+            budget: audit
+                .as_ref()
+                .and_then(Audit::hard_budget)
+                .filter(|_| ndjson),
+            streamed: 0,
+            chunks: Some(chunks),
             ndjson,
             at_line_start: true,
             held: BytesMut::new(),
@@ -378,7 +430,10 @@ impl PassthroughBody {
         if !data.windows(ERROR_LINE.len()).any(|w| w == ERROR_LINE) {
             return data;
         }
-        match self.chunks.scrubber().scrub_bytes(&data) {
+        let Some(chunks) = &self.chunks else {
+            return data;
+        };
+        match chunks.scrubber().scrub_bytes(&data) {
             Some(scrubbed) => {
                 tracing::warn!(
                     original = ?String::from_utf8_lossy(&data),
@@ -388,6 +443,36 @@ impl PassthroughBody {
             }
             None => data,
         }
+    }
+
+    /// Count the lines of `out`; once they reach the budget with more to come, end the stream
+    /// there: the lines within the budget, then the `quota_exceeded` error line, and the
+    /// upstream request closed now.
+    fn over_budget(&mut self, out: &Bytes, budget: HardBudget) -> Option<Bytes> {
+        let mut keep = None;
+        for (at, _) in out.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            self.streamed += 1;
+            if self.streamed >= budget.tokens {
+                keep = Some(at + 1);
+                break;
+            }
+        }
+        let keep = keep?;
+        // The line that spends the budget may be the last one anyway.
+        if keep == out.len() && out.windows(11).any(|w| w == b"\"done\":true") {
+            return None;
+        }
+        self.chunks = None;
+        self.held.clear();
+        self.ended = true;
+        let mut cut = BytesMut::from(&out[..keep]);
+        (NDJSON.error)(&budget.error(), &mut cut);
+        if let Some(audit) = &self.audit {
+            audit.set_upstream_time(self.started.elapsed());
+            audit.set_tokens(None, Some(self.streamed));
+            audit.set_stream_error("quota_exceeded");
+        }
+        Some(cut.freeze())
     }
 
     /// The held-back bytes, scrubbed, when the body ends.
@@ -429,7 +514,10 @@ impl http_body::Body for PassthroughBody {
             if this.ended {
                 return Poll::Ready(None);
             }
-            match this.chunks.poll_chunk(cx) {
+            let Some(chunks) = this.chunks.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match chunks.poll_chunk(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     if let Some(audit) = &this.audit {
@@ -446,6 +534,11 @@ impl http_body::Body for PassthroughBody {
                     } else {
                         chunk
                     };
+                    if let Some(budget) = this.budget
+                        && let Some(cut) = this.over_budget(&out, budget)
+                    {
+                        return Poll::Ready(Some(Ok(Frame::data(cut))));
+                    }
                     if let Some(last) = out.last() {
                         this.at_line_start = *last == b'\n';
                     }

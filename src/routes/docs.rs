@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         (name = "Ollama native", description = "Ollama's own API, passed through with the gate in front"),
         (name = "Ollama administrative", description = "Refused unless enabled, and then only for admin keys"),
         (name = "Operations", description = "Health, readiness and metrics"),
+        (name = "Admin", description = "Managed keys, users and usage; admin keys only"),
     )
 )]
 pub struct ApiDoc;

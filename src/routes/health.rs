@@ -32,8 +32,9 @@ async fn upstream_state(state: &AppState, headers: &HeaderMap) -> (bool, Option<
     let known_caller = state
         .gate
         .keys
+        .load()
         .lookup(auth::bearer(headers))
-        .is_some_and(|caller| !caller.has_expired());
+        .is_ok_and(|caller| !caller.has_expired());
     let reachable = found.is_up();
     let version = match found {
         Reachability::Up { version } if known_caller => Some(version),

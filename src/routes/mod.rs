@@ -8,6 +8,7 @@
 //! - [`native`]: `/api/*` passthrough.
 //! - [`health`]: `/health`, `/ready`, `/metrics`.
 //! - [`docs`]: the OpenAPI document's fixed parts; Swagger UI is mounted in [`router`].
+//! - the admin API (`/admin/api/...`), whose handlers live in [`crate::admin::api`].
 
 pub mod docs;
 pub mod health;
@@ -24,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::admin::api;
 use crate::state::AppState;
 
 /// The axum spelling of `GET /v1/models/{model}`: the id may contain `/`.
@@ -58,6 +60,11 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(health::metrics))
+        .routes(routes!(api::list_keys, api::create_key))
+        .routes(routes!(api::get_key, api::update_key, api::revoke_key))
+        .routes(routes!(api::list_users, api::create_user))
+        .routes(routes!(api::update_user, api::delete_user))
+        .routes(routes!(api::usage))
         .split_for_parts();
     // A wildcard segment has different spellings in axum (`{*model}`) and OpenAPI (`{model}`),
     // so this one route is added by hand, next to its description.

@@ -36,8 +36,11 @@ pub trait NativeLine: DeserializeOwned + Send + 'static {
     fn is_done(&self) -> bool;
     /// Ollama's prompt and completion token counts (on the last line).
     fn token_counts(&self) -> (Option<u64>, Option<u64>);
-    /// Nanoseconds Ollama spent loading the model (on the last line).
+    /// Ollama's model load time in nanoseconds (on the last line).
     fn load_duration(&self) -> Option<u64>;
+    /// The last line of a stream the gateway ends early (a hard token quota): this line's
+    /// model and time, `done_reason: "length"` and `completion_tokens` streamed.
+    fn cut_short(&self, completion_tokens: u64) -> Self;
 }
 
 /// Chat and generate lines carry the same `error`, `done` and count fields.
@@ -55,6 +58,16 @@ macro_rules! native_line {
             }
             fn load_duration(&self) -> Option<u64> {
                 self.load_duration
+            }
+            fn cut_short(&self, completion_tokens: u64) -> Self {
+                Self {
+                    model: self.model.clone(),
+                    created_at: self.created_at.clone(),
+                    done: true,
+                    done_reason: Some("length".into()),
+                    eval_count: Some(completion_tokens),
+                    ..Self::default()
+                }
             }
         }
     )*};

@@ -1,23 +1,61 @@
 //! Start a fake Ollama and a gateway in front of it; small helpers to call and read them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use fake_ollama::{FakeConfig, FakeOllama};
 use futures::StreamExt;
 use ollama_gateway::config::{Config, Secret};
+use ollama_gateway::state::AppState;
+use ollama_gateway::usage::clock::{Clock, SystemClock};
 use serde_json::Value;
 
 /// The key every test gateway accepts.
 pub const KEY: &str = "test-key-1";
 
+/// Where the tests' files go: one folder under the system's temp dir, which `tests/run.sh`
+/// removes when it ends (never inside the repository).
+pub fn test_root() -> PathBuf {
+    std::env::temp_dir().join("ollama-gateway-tests")
+}
+
+/// A fresh directory under [`test_root`].
+pub fn temp_dir(what: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = test_root().join(format!(
+        "{what}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `sqlite://` URL of a new database file in its own temp dir.
+pub fn temp_db() -> String {
+    db_url(&temp_dir("db").join("gateway.db"))
+}
+
+/// `sqlite://` URL of a file.
+pub fn db_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
 /// A running gateway and its fake upstream.
 pub struct Env {
     pub fake: FakeOllama,
     pub addr: SocketAddr,
-    pub state: ollama_gateway::state::AppState,
     pub client: reqwest::Client,
+    /// The gateway's state (its store, usage recorder and key map).
+    pub state: AppState,
 }
 
 impl Env {
@@ -33,10 +71,7 @@ impl Env {
 
     /// A fake with its own settings, and adjusted gateway settings.
     pub async fn with_fake(fake_config: FakeConfig, configure: impl FnOnce(&mut Config)) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        Self::on(listener, fake_config, configure).await
+        Self::with_clock(fake_config, Arc::new(SystemClock), configure).await
     }
 
     /// Like [`with_fake`](Self::with_fake), serving on `listener` (for tests that must know
@@ -49,15 +84,43 @@ impl Env {
         let fake = FakeOllama::start(fake_config)
             .await
             .expect("fake ollama starts");
-        let mut config = Config::defaults();
-        config.ollama_url = fake.url();
-        config.api_keys = vec![Secret::new(KEY)];
-        config.ollama_api_key = None;
-        config.config_file = None;
-        config.allowed_models = Vec::new();
-        config.cors_origins = Vec::new();
+        let mut config = test_config(&fake);
         configure(&mut config);
-        let gateway = ollama_gateway::build(config).expect("gateway builds");
+        Self::serve_on(listener, fake, config, Arc::new(SystemClock)).await
+    }
+
+    /// The gateway configured as by [`Env::with_fake`], counting quotas on `clock`.
+    pub async fn with_clock(
+        fake_config: FakeConfig,
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let fake = FakeOllama::start(fake_config)
+            .await
+            .expect("fake ollama starts");
+        let mut config = test_config(&fake);
+        configure(&mut config);
+        Self::serve(fake, config, clock).await
+    }
+
+    /// Start a gateway with exactly `config` in front of `fake`.
+    pub async fn serve(fake: FakeOllama, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Self::serve_on(listener, fake, config, clock).await
+    }
+
+    /// [`serve`](Self::serve) on `listener`.
+    pub async fn serve_on(
+        listener: tokio::net::TcpListener,
+        fake: FakeOllama,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let gateway = ollama_gateway::build_with_clock(config, clock)
+            .await
+            .expect("gateway builds");
         let addr = listener.local_addr().expect("addr");
         let state = gateway.state.clone();
         tokio::spawn(ollama_gateway::server::run(
@@ -69,11 +132,11 @@ impl Env {
         Self {
             fake,
             addr,
-            state,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
+            state,
         }
     }
 
@@ -121,6 +184,20 @@ impl Env {
             .map(|r| r.body.clone())
             .unwrap_or(Value::Null)
     }
+}
+
+/// The settings every test gateway starts from: one key, in front of `fake`, with its own
+/// database in a temp dir.
+pub fn test_config(fake: &FakeOllama) -> Config {
+    let mut config = Config::defaults();
+    config.ollama_url = fake.url();
+    config.api_keys = vec![Secret::new(KEY)];
+    config.ollama_api_key = None;
+    config.config_file = None;
+    config.allowed_models = Vec::new();
+    config.cors_origins = Vec::new();
+    config.db = temp_db();
+    config
 }
 
 /// Status and parsed JSON body.
@@ -271,9 +348,9 @@ pub fn fixture_field(name: &str, field: &str) -> String {
 pub struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    /// `og-{tag}-{uuid}` under the temp dir.
+    /// `{tag}-{uuid}` under [`test_root`].
     pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("og-{tag}-{}", uuid::Uuid::new_v4()));
+        let dir = test_root().join(format!("{tag}-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self(dir)
     }

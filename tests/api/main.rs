@@ -8,6 +8,7 @@
 
 mod acme;
 mod addresses;
+mod admin;
 mod attacks;
 mod common;
 mod fidelity;
@@ -19,5 +20,6 @@ mod operations;
 mod responses;
 mod simple;
 mod tls;
+mod usage;
 mod v1_chat;
 mod v1_other;

@@ -64,8 +64,24 @@ async fn served_document_is_the_generated_one_and_covers_every_surface() {
         "/api/blobs/{digest}",
         "/health",
         "/ready",
+        "/admin/api/keys",
+        "/admin/api/keys/{id}",
+        "/admin/api/users",
+        "/admin/api/users/{name}",
+        "/admin/api/usage",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
+    }
+    for (path, method) in [
+        ("/admin/api/keys", "post"),
+        ("/admin/api/keys/{id}", "patch"),
+        ("/admin/api/usage", "get"),
+    ] {
+        assert_eq!(
+            paths[path][method]["tags"][0], "Admin",
+            "{path} under its own tag"
+        );
+        assert!(paths[path][method]["security"].is_array());
     }
     assert_eq!(
         served["components"]["securitySchemes"]["bearer"]["scheme"],

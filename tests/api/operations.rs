@@ -263,7 +263,8 @@ async fn shutdown_ends_an_open_stream_with_an_error_event() {
     config.ollama_url = fake.url();
     config.api_keys = vec![ollama_gateway::config::Secret::new(KEY)];
     config.shutdown_grace = Duration::from_millis(300);
-    let gateway = ollama_gateway::build(config).unwrap();
+    config.db = super::common::temp_db();
+    let gateway = ollama_gateway::build(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -262,15 +262,16 @@ async fn the_internal_ca_serves_its_names_renews_and_survives_a_restart() {
     assert_eq!(answer.status(), 200);
 }
 
-#[test]
-fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
+#[tokio::test]
+async fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
     let dir_guard = TempDir::new("bad");
     let dir = dir_guard.path().to_owned();
     let mut config = ollama_gateway::config::Config::defaults();
     config.api_keys = vec![ollama_gateway::config::Secret::new(KEY)];
+    config.db = temp_db();
     config.tls_cert = Some(dir.join("missing.pem"));
     config.tls_key = Some(dir.join("missing-key.pem"));
-    let err = ollama_gateway::build(config.clone()).unwrap_err();
+    let err = ollama_gateway::build(config.clone()).await.unwrap_err();
     assert!(err.contains("GATEWAY_TLS_CERT"), "{err}");
 
     let ca = TestCa::new();
@@ -280,12 +281,12 @@ fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
     TestCa::new().issue_into(&other);
     config.tls_cert = Some(dir.join("cert.pem"));
     config.tls_key = Some(other.join("key.pem"));
-    let err = ollama_gateway::build(config.clone()).unwrap_err();
+    let err = ollama_gateway::build(config.clone()).await.unwrap_err();
     assert!(err.contains("does not belong"), "{err}");
 
     config.tls = Some(TlsMode::Files);
     config.tls_cert = None;
-    let err = ollama_gateway::build(config).unwrap_err();
+    let err = ollama_gateway::build(config).await.unwrap_err();
     assert!(err.contains("GATEWAY_TLS_KEY"), "{err}");
 }
 

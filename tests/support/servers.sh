@@ -28,6 +28,8 @@ start_servers() {
     FAKE_PID=$!
     export FAKE_URL="http://127.0.0.1:$fake_port"
     wait_for "$FAKE_URL/api/version" "fake-ollama"
+    # The database goes into the log dir (a temp dir), never into the repository.
+    GATEWAY_DB="sqlite://$SERVERS_LOG_DIR/gateway.db" \
     GATEWAY_LISTEN="127.0.0.1:$gateway_port" OLLAMA_URL="$FAKE_URL" \
         GATEWAY_API_KEYS="" OLLAMA_API_KEY="" GATEWAY_CONFIG="$root/tests/support/keys.toml" \
         GATEWAY_CORS_ORIGINS="*" GATEWAY_RATE_LIMIT=100000 GATEWAY_RATE_BURST=10000 \
