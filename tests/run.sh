@@ -58,5 +58,8 @@ if [ -f tests/real/run.sh ]; then
     run_suite "tests/real (real Ollama)" bash tests/real/run.sh
 fi
 
+# The Rust tests' databases and certificates (tests/api/common.rs puts them all here).
+rm -rf "${TMPDIR:-/tmp}/ollama-gateway-tests"
+
 print_summary
 [ "$FAILED" -eq 0 ]
