@@ -92,9 +92,13 @@ async fn run(config: Config) -> Result<(), String> {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log line that cannot be written (a full disk, a closed pipe) is dropped: by default the
+    // subscriber reports that with `eprintln!`, which panics when stderr itself fails, inside
+    // whatever request or task was logging.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
