@@ -125,6 +125,7 @@ fn json(status: StatusCode, value: impl Serialize) -> Response {
     responses(
         (status = 200, description = "Every key, without the keys themselves", body = KeyList),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
+        (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 503, description = "The database is unavailable", body = OpenAiErrorBody),
     ),
@@ -182,6 +183,8 @@ pub async fn create_key(
     params(("id" = String, Path, description = "The key's id (`config:<name>` for configured keys)")),
     responses(
         (status = 200, description = "The key", body = KeyView),
+        (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 404, description = "No such key", body = OpenAiErrorBody),
     ),
@@ -215,6 +218,7 @@ pub async fn get_key(
     responses(
         (status = 200, description = "The key as it is now", body = KeyView),
         (status = 400, description = "Invalid body (the field is named)", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 404, description = "No such key", body = OpenAiErrorBody),
         (status = 409, description = "Name taken, key revoked, or a configured key", body = OpenAiErrorBody),
@@ -242,6 +246,8 @@ pub async fn update_key(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "The revoked key", body = KeyView),
+        (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 404, description = "No such key", body = OpenAiErrorBody),
         (status = 409, description = "A configured key", body = OpenAiErrorBody),
@@ -271,6 +277,8 @@ pub async fn revoke_key(
     get, path = "/admin/api/users", tag = "Admin",
     responses(
         (status = 200, description = "Every user", body = UserList),
+        (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
     ),
     security(("bearer" = []))
@@ -293,6 +301,7 @@ pub async fn list_users(
     responses(
         (status = 201, description = "The user", body = UserView),
         (status = 400, description = "Invalid body", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 409, description = "The name is taken", body = OpenAiErrorBody),
     ),
@@ -327,6 +336,7 @@ pub async fn create_user(
     responses(
         (status = 200, description = "The user", body = UserView),
         (status = 400, description = "Invalid body", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 404, description = "No such user", body = OpenAiErrorBody),
     ),
@@ -356,6 +366,8 @@ pub async fn update_user(
     params(("name" = String, Path, description = "The user's name")),
     responses(
         (status = 204, description = "Deleted; its keys are revoked"),
+        (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 404, description = "No such user", body = OpenAiErrorBody),
     ),
@@ -389,6 +401,7 @@ pub async fn delete_user(
         (status = 200, description = "Rows of totals (`text/csv` with `format=csv`)", body = UsageReport,
             content((UsageReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Invalid parameter (named)", body = OpenAiErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Not an admin key", body = OpenAiErrorBody),
         (status = 503, description = "The database is unavailable", body = OpenAiErrorBody),
     ),
