@@ -51,8 +51,13 @@ pub fn presented_key(headers: &HeaderMap, surface: Surface) -> Option<&str> {
     }
 }
 
-/// The [`Caller`] behind the request's key, or the 401 to answer. `Ok(None)` for open routes.
-pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, GatewayError> {
+/// The [`Caller`] behind the request's key, or the 401 to answer (messages for `surface`: the
+/// Anthropic surface also takes `x-api-key`). `Ok(None)` for open routes.
+pub fn authenticate(
+    gate: &Gate,
+    req: &Request,
+    surface: Surface,
+) -> Result<Option<Arc<Caller>>, GatewayError> {
     if is_open_route(req.uri().path(), gate.metrics_open) {
         return Ok(None);
     }
@@ -65,7 +70,6 @@ pub fn authenticate(gate: &Gate, req: &Request) -> Result<Option<Arc<Caller>>, G
             param: None,
         });
     }
-    let surface = Surface::for_path(req.uri().path());
     let headers = req.headers();
     let presented = presented_key(headers, surface);
     let caller = match gate.keys.load().lookup(presented) {

@@ -180,7 +180,7 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         .render(surface);
     }
-    let caller = match auth::authenticate(gate, &req) {
+    let caller = match auth::authenticate(gate, &req, surface) {
         // Open routes carry no caller and are not limited.
         Ok(None) => return next.run(req).await,
         Ok(Some(caller)) => caller,
