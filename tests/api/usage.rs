@@ -133,9 +133,16 @@ async fn usage_totals_equal_the_tokens_the_fake_reported_on_every_surface() {
         assert!(row["latency_ms_p50"].as_f64().is_some());
         total += prompt + completion;
     }
-    // Ollama's load duration is kept where the gateway reads the answer's last line itself.
+    // Ollama's load duration is kept on every generating surface: where the gateway translates
+    // the answer and where it passes Ollama's own lines through.
     let records = env.state.store.usage(0, i64::MAX).await.unwrap();
-    for route in ["/v1/chat/completions", "/v1/completions", "/chat"] {
+    for route in [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/chat",
+        "/api/chat",
+        "/api/generate",
+    ] {
         let of_route: Vec<_> = records.iter().filter(|r| r.route == route).collect();
         assert_eq!(of_route.len(), 2, "{route}");
         assert!(
