@@ -46,6 +46,9 @@ struct Entry {
     models: Option<Vec<String>>,
 }
 
+/// `OLLAMA_URL`'s default.
+const DEFAULT_URL: &str = "http://127.0.0.1:11434";
+
 fn one() -> u32 {
     1
 }
@@ -55,7 +58,8 @@ pub fn backends(config: &Config) -> Result<Vec<BackendSpec>, String> {
     if let Some(path) = &config.config_file {
         let from_file = from_file(path)?;
         if !from_file.is_empty() {
-            if config.ollama_url != Config::defaults().ollama_url {
+            // Against the literal default: `Config::defaults()` reads the environment too.
+            if config.ollama_url != DEFAULT_URL {
                 tracing::warn!("GATEWAY_CONFIG has [[backends]]: OLLAMA_URL is not used");
             }
             return Ok(from_file);

@@ -108,7 +108,17 @@ pub async fn watch(pool: Weak<Pool>, index: usize) {
 /// Probe and list every backend once (at start, so a backend that is down is known to be).
 pub async fn first_look(pool: &Arc<Pool>) {
     let looks = pool.backends.iter().map(|backend| async move {
-        let up = backend.probe.check(&backend.upstream).await.is_up();
+        let found = backend.probe.probe_now(&backend.upstream).await;
+        // One that does not answer is logged as taken out by `set_health`.
+        if let Some(version) = found.version() {
+            tracing::info!(
+                backend = %backend.name,
+                ollama_url = %backend.upstream.base_url(),
+                version,
+                "backend is reachable"
+            );
+        }
+        let up = found.is_up();
         pool.set_health(backend, up);
         if up && let Some(models) = super::discovery::list(&backend.upstream).await {
             backend.models.store(Arc::new(models));
@@ -123,4 +133,34 @@ pub fn wake(backend: &Backend, relist: bool) {
         backend.refresh.store(true, Ordering::Relaxed);
     }
     backend.wake.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_5xx_in_a_row_take_a_backend_out_and_an_answer_resets_the_count() {
+        let health = Health::default();
+        assert!(health.is_up());
+        assert!(!health.answered(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!health.answered(StatusCode::BAD_GATEWAY));
+        assert!(
+            !health.answered(StatusCode::NOT_FOUND),
+            "a 404 is an answer"
+        );
+        assert!(!health.answered(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!health.answered(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(health.is_up());
+        assert!(
+            health.answered(StatusCode::SERVICE_UNAVAILABLE),
+            "the third in a row"
+        );
+        assert!(!health.is_up());
+        assert!(health.set(true), "a probe's answer puts it back");
+        assert!(
+            !health.answered(StatusCode::INTERNAL_SERVER_ERROR),
+            "counted from zero again"
+        );
+    }
 }

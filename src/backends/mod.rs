@@ -161,11 +161,15 @@ pub struct Pool {
 #[derive(Clone, Debug)]
 pub struct Backends(Arc<Pool>);
 
-/// Where a request may go.
+/// Where a request may go. Only [`Target::Model`] requests (generation and embeddings, what
+/// Ollama's `OLLAMA_NUM_PARALLEL` limits) take one of a backend's `max_concurrent` slots and may
+/// wait for one; the others go at once.
 #[derive(Clone, Copy, Debug)]
 pub enum Target<'a> {
-    /// A backend that has this model.
+    /// A backend that has this model, to generate or embed with it.
     Model(&'a str),
+    /// A backend that has this model, to read about it (`/api/show`).
+    About(&'a str),
     /// Any backend (`/api/version`).
     Any,
     /// The backend the `x-gateway-backend` header names (administrative endpoints); with one
@@ -182,6 +186,8 @@ struct Want {
     named: Option<usize>,
     /// Backends already tried (their connection failed).
     exclude: Vec<usize>,
+    /// Takes a slot (and may wait for one).
+    counted: bool,
 }
 
 /// A slot held on one backend; given back when dropped.
@@ -189,6 +195,8 @@ struct Want {
 struct Slot {
     pool: Arc<Pool>,
     index: usize,
+    /// Holds one of the backend's `max_concurrent` (requests that do not generate hold none).
+    counted: bool,
 }
 
 impl Slot {
@@ -199,6 +207,9 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         let backend = self.backend();
         backend.in_flight.fetch_sub(1, Ordering::AcqRel);
         backend.metrics.in_flight.decrement(1.0);
@@ -523,9 +534,14 @@ impl Backends {
             model: None,
             named: None,
             exclude: Vec::new(),
+            counted: false,
         };
         match target {
-            Target::Model(model) => want.model = Some(full_name(model)),
+            Target::Model(model) => {
+                want.model = Some(full_name(model));
+                want.counted = true;
+            }
+            Target::About(model) => want.model = Some(full_name(model)),
             Target::Any => {}
             Target::Named(_) if self.0.backends.len() == 1 => want.named = Some(0),
             Target::Named(headers) => {
@@ -560,7 +576,7 @@ impl Backends {
 
     /// A slot for `want`: at once when one is free and nobody waits, else from the queue.
     async fn acquire(&self, want: &Want, key: &str) -> Result<Slot, GatewayError> {
-        if self.0.queue.depth() == 0
+        if (!want.counted || self.0.queue.depth() == 0)
             && let Some(slot) = self.0.place(want)
         {
             return Ok(slot);
@@ -647,13 +663,19 @@ impl Pool {
 
     /// A slot on the best candidate with one free.
     fn place(self: &Arc<Self>, want: &Want) -> Option<Slot> {
-        self.ranked(want)
-            .into_iter()
-            .find(|&index| self.backends[index].try_take())
-            .map(|index| Slot {
-                pool: self.clone(),
-                index,
-            })
+        let ranked = self.ranked(want);
+        let index = if want.counted {
+            ranked
+                .into_iter()
+                .find(|&index| self.backends[index].try_take())?
+        } else {
+            *ranked.first()?
+        };
+        Some(Slot {
+            pool: self.clone(),
+            index,
+            counted: want.counted,
+        })
     }
 
     /// Give freed slots to waiting requests.

@@ -409,6 +409,7 @@ async fn forward_with_model(
     }
     let target = match &model {
         _ if admin => Target::Named(&parts.headers),
+        Some(model) if answer == Answer::Show => Target::About(model),
         Some(model) => Target::Model(model),
         None => Target::Any,
     };

@@ -249,7 +249,7 @@ pub async fn retrieve_model(
     let (show, _lease): (Show, _) = state
         .backends
         .call_json(
-            Target::Model(&model),
+            Target::About(&model),
             &audit,
             "/api/show",
             &json!({ "model": model }),

@@ -87,16 +87,16 @@ impl UpstreamProbe {
         found
     }
 
-    /// A new probe now, whatever the cache holds (the pool's watchers: a backend just taken
-    /// out must not be put back by an answer from before).
+    /// A new probe now, whatever the cache holds, and not logged: for the backend pool's
+    /// watchers (a backend just taken out must not be put back by an answer from before), which
+    /// log changes themselves, naming the backend.
     pub async fn probe_now(&self, upstream: &Upstream) -> Reachability {
         let mut last = self.last.lock().await;
         let found = probe(upstream).await;
-        let previous = last.replace(Last {
+        last.replace(Last {
             at: Instant::now(),
             found: found.clone(),
         });
-        log_change(upstream, previous.map(|p| p.found).as_ref(), &found);
         found
     }
 
