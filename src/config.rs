@@ -20,8 +20,9 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Ollama's base URL.
-    #[arg(long, env = "OLLAMA_URL", default_value = "http://127.0.0.1:11434", value_parser = parse_base_url)]
+    /// Ollama's base URL, or several separated by commas (one backend each, see README
+    /// "Several backends"; `[[backends]]` in GATEWAY_CONFIG names them and sets their limits).
+    #[arg(long, env = "OLLAMA_URL", default_value = "http://127.0.0.1:11434", value_parser = parse_base_urls)]
     pub ollama_url: String,
 
     /// Bound on a non-streamed answer, and on time-to-first-byte and each gap of a stream.
@@ -225,6 +226,16 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_USAGE_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub usage_retention: Duration,
 
+    /// How long a request may wait for a free slot when every backend that has its model is at
+    /// its `max_concurrent`; then 429 with Retry-After.
+    #[arg(long, env = "GATEWAY_QUEUE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
+
+    /// Requests that may wait for a backend slot at once, all keys together; more get 429 at
+    /// once.
+    #[arg(long, env = "GATEWAY_QUEUE_LIMIT", default_value_t = 1000)]
+    pub queue_limit: usize,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -354,6 +365,16 @@ pub fn parse_net(value: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("'{value}' is not an address or CIDR (e.g. 10.0.0.0/8)"))
 }
 
+/// One base URL or several, comma-separated: each checked as by [`parse_base_url`], joined
+/// again with commas.
+fn parse_base_urls(value: &str) -> Result<String, String> {
+    let urls = value
+        .split(',')
+        .map(parse_base_url)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(urls.join(","))
+}
+
 /// Check an upstream base URL and drop a trailing slash.
 fn parse_base_url(value: &str) -> Result<String, String> {
     let url =
@@ -396,6 +417,11 @@ mod tests {
         );
         assert!(parse_base_url("https://ollama:11434").is_err());
         assert!(parse_base_url("not a url").is_err());
+        assert_eq!(
+            parse_base_urls("http://a:1/, http://b:2").as_deref(),
+            Ok("http://a:1,http://b:2")
+        );
+        assert!(parse_base_urls("http://a:1,https://b:2").is_err());
     }
 
     #[test]

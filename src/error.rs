@@ -99,6 +99,13 @@ pub enum GatewayError {
     /// A bug or an unexpected failure inside the gateway.
     #[error("internal gateway error")]
     Internal,
+    /// Every backend that has the model was at its `max_concurrent` for the whole queue
+    /// timeout (or the queue was full).
+    #[error("every model server for this model is busy (waited {} s for a free slot); retry after {} s", waited.as_secs(), retry_after.as_secs().max(1))]
+    BackendsBusy {
+        waited: Duration,
+        retry_after: Duration,
+    },
 }
 
 impl GatewayError {
@@ -120,7 +127,9 @@ impl GatewayError {
             Self::ModelNotAllowed(_) | Self::Forbidden(_) | Self::AddressNotAllowed => {
                 StatusCode::FORBIDDEN
             }
-            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } | Self::BackendsBusy { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RouteNotFound(_) | Self::ModelNotFound { .. } | Self::NotFound(_) => {
                 StatusCode::NOT_FOUND
@@ -152,7 +161,7 @@ impl GatewayError {
             Self::ModelNotAllowed(_) | Self::Forbidden(_) | Self::AddressNotAllowed => {
                 "permission_error"
             }
-            Self::RateLimited { .. } => "rate_limit_error",
+            Self::RateLimited { .. } | Self::BackendsBusy { .. } => "rate_limit_error",
             Self::QuotaExceeded { .. } => "insufficient_quota",
             Self::Upstream { status, .. } if status.is_client_error() => "invalid_request_error",
             _ => "api_error",
@@ -184,6 +193,7 @@ impl GatewayError {
             Self::UpstreamInterrupted => Some("upstream_interrupted"),
             Self::ShuttingDown => Some("shutting_down"),
             Self::Internal => Some("internal_error"),
+            Self::BackendsBusy { .. } => Some("backends_busy"),
         }
     }
 
@@ -261,7 +271,7 @@ impl GatewayError {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::QuotaExceeded { retry_after, .. } => {
+            Self::QuotaExceeded { retry_after, .. } | Self::BackendsBusy { retry_after, .. } => {
                 let secs = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }

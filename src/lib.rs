@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod anthropic;
+pub mod backends;
 pub mod config;
 pub mod error;
 pub mod gate;
@@ -37,7 +38,6 @@ use gate::keys::KeyStore;
 use shutdown::Shutdown;
 use state::{AppState, Inner};
 use store::{Role, Store};
-use upstream::{Upstream, UpstreamProbe};
 use usage::clock::{Clock, SystemClock};
 use usage::{Usage, UsageSettings};
 
@@ -65,8 +65,7 @@ pub async fn build(config: Config) -> Result<Gateway, String> {
 /// [`build`], with the clock token quotas are counted in (tests move it by hand).
 pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
     let keys = KeyStore::load(&config)?;
-    let upstream = Upstream::new(&config.ollama_url, config.upstream_timeout)
-        .map_err(|e| format!("OLLAMA_URL: {e}"))?;
+    let backends = backends::Backends::new(&config)?;
     let store = admin::cli::open(&config).await?;
     let db_url = store.url();
     let db_error = |e: store::StoreError| format!("GATEWAY_DB ({db_url}): {e}");
@@ -99,8 +98,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
     let gate = Gate::new(&config, keys);
     let tls = tls::ServerTls::from_config(&config)?;
     let state = AppState::new(Inner {
-        upstream,
-        probe: UpstreamProbe::new(),
+        backends,
         tls,
         gate,
         shutdown: Shutdown::new(),
@@ -112,6 +110,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
     });
     gate::reload::reload(&state).await.map_err(db_error)?;
     tokio::spawn(gate::reload::watch(state.clone()));
+    state.backends.start().await;
     Ok(Gateway {
         service: http::stack::build(state.clone()),
         state,

@@ -74,9 +74,10 @@ async fn run(config: Config) -> Result<(), String> {
         "ollama-gateway listening"
     );
     ollama_gateway::tls::redirect::start(&state, local.port()).await?;
-    // Says in the log whether Ollama answers at OLLAMA_URL, and again whenever that changes.
+    // Says in the log whether Ollama answers at OLLAMA_URL, and again whenever that changes
+    // (with several backends, their watchers say it).
     let watched = state.clone();
-    tokio::spawn(async move { watched.probe.watch(&watched.upstream).await });
+    tokio::spawn(async move { watched.backends.watch_single().await });
     ollama_gateway::server::run(
         listener,
         gateway.service,

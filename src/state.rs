@@ -10,7 +10,6 @@ use crate::gate::Gate;
 use crate::gate::reload::Reloader;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-use crate::upstream::{Upstream, UpstreamProbe};
 use crate::usage::Usage;
 
 /// Shared state.
@@ -22,10 +21,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     /// The settings the gateway started with.
     pub config: Config,
-    /// The Ollama client.
-    pub upstream: Upstream,
-    /// Whether Ollama answers (cached for `/health` and `/ready`).
-    pub probe: UpstreamProbe,
+    /// The Ollama servers, and which one each request goes to.
+    pub backends: crate::backends::Backends,
     /// Keys, allowlists, limits.
     pub gate: Gate,
     /// HTTPS for the accept loop, when enabled.

@@ -22,6 +22,8 @@ pub struct Fixtures {
     pub(crate) chat: HashMap<String, Vec<Value>>,
     /// `generate/<name>.ndjson`.
     pub(crate) generate: HashMap<String, Vec<Value>>,
+    /// When set, the only models this fake has (full names): one of several Ollama servers.
+    pub(crate) only: Option<std::collections::HashSet<String>>,
 }
 
 impl Fixtures {
@@ -58,7 +60,23 @@ impl Fixtures {
             shows,
             chat,
             generate,
+            only: None,
         })
+    }
+
+    /// Keep only `models` (names as a client writes them): `/api/tags` lists just those, and
+    /// every other model is unknown.
+    pub(crate) fn restrict(&mut self, models: &[String]) {
+        let only: std::collections::HashSet<String> =
+            models.iter().map(|m| crate::models::full_name(m)).collect();
+        if let Some(entries) = self.tags.get_mut("models").and_then(Value::as_array_mut) {
+            entries.retain(|e| {
+                e.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| only.contains(n))
+            });
+        }
+        self.only = Some(only);
     }
 
     /// The entries of `tags.json`.

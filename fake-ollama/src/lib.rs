@@ -60,6 +60,12 @@ pub struct FakeConfig {
     pub chunk_gap: Duration,
     /// Make `GET /api/tags` (and `/api/ps`) answer `{"models":[]}`. Models still answer chat.
     pub empty_tags: bool,
+    /// When set, the only models this fake has (one of several Ollama servers): `/api/tags`
+    /// lists only these (those of them in `tags.json`), and any other model is not found.
+    pub models: Option<Vec<String>>,
+    /// When set, the models `/api/ps` shows as loaded (entries of `tags.json`); default:
+    /// `llama3.2` (or the first model).
+    pub loaded: Option<Vec<String>>,
 }
 
 impl FakeConfig {
@@ -79,6 +85,8 @@ impl Default for FakeConfig {
             first_token_delay: Duration::ZERO,
             chunk_gap: Duration::ZERO,
             empty_tags: false,
+            models: None,
+            loaded: None,
         }
     }
 }
@@ -94,7 +102,10 @@ pub fn router(state: FakeState) -> axum::Router {
 /// # Errors
 /// When a fixture file is missing or is not valid JSON / NDJSON.
 pub fn load_state(config: FakeConfig) -> std::io::Result<FakeState> {
-    let fixtures = Fixtures::load(&config.fixtures_dir)?;
+    let mut fixtures = Fixtures::load(&config.fixtures_dir)?;
+    if let Some(models) = &config.models {
+        fixtures.restrict(models);
+    }
     Ok(FakeState::new(config, fixtures))
 }
 

@@ -50,6 +50,8 @@ async fn run(args: Args) -> std::io::Result<()> {
         first_token_delay: Duration::from_millis(args.first_token_delay_ms),
         chunk_gap: Duration::from_millis(args.chunk_gap_ms),
         empty_tags: args.empty_tags,
+        models: None,
+        loaded: None,
     };
     let fake = FakeOllama::start_on(args.listen, config).await?;
     let mut stdout = std::io::stdout().lock();

@@ -103,6 +103,13 @@ pub(crate) fn base_name(name: &str) -> &str {
 /// know it. `x` and `x:latest` are the same model.
 pub(crate) fn lookup(fixtures: &Fixtures, name: &str) -> Option<Kind> {
     let full = full_name(name);
+    if fixtures
+        .only
+        .as_ref()
+        .is_some_and(|only| !only.contains(&full))
+    {
+        return None;
+    }
     if let Some(failure) = failure_for(&full) {
         return Some(Kind::Fail(failure));
     }

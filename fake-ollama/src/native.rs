@@ -40,14 +40,24 @@ pub(crate) async fn tags(State(state): State<FakeState>) -> Response {
     reply::ok(&state.fixtures().tags)
 }
 
-/// `GET /api/ps`: `llama3.2` loaded for five more minutes.
+/// `GET /api/ps`: `llama3.2` (or the configured `loaded` models) loaded for five more minutes.
 pub(crate) async fn ps(State(state): State<FakeState>) -> Response {
     let fixtures = state.fixtures();
-    let entry = fixtures
-        .tag_entry("llama3.2:latest")
-        .or_else(|| fixtures.tag_entries().first());
-    let models = match entry {
-        Some(entry) if !state.config().empty_tags => {
+    let entries: Vec<&Value> = match &state.config().loaded {
+        Some(loaded) => loaded
+            .iter()
+            .filter_map(|m| fixtures.tag_entry(&models::full_name(m)))
+            .collect(),
+        None => fixtures
+            .tag_entry("llama3.2:latest")
+            .or_else(|| fixtures.tag_entries().first())
+            .into_iter()
+            .collect(),
+    };
+    let models: Vec<Value> = entries
+        .into_iter()
+        .filter(|_| !state.config().empty_tags)
+        .map(|entry| {
             let expires = chrono::Utc::now() + chrono::Duration::minutes(5);
             let mut running = json!({
                 "name": entry["name"],
@@ -62,10 +72,9 @@ pub(crate) async fn ps(State(state): State<FakeState>) -> Response {
             if running["name"].is_null() {
                 running["name"] = json!("llama3.2:latest");
             }
-            vec![running]
-        }
-        _ => Vec::new(),
-    };
+            running
+        })
+        .collect();
     reply::ok(&json!({ "models": models }))
 }
 

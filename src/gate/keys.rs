@@ -105,6 +105,9 @@ struct KeyEntry {
 struct KeyFile {
     #[serde(default)]
     keys: Vec<KeyEntry>,
+    /// Read by `crate::backends::config`.
+    #[serde(default, rename = "backends")]
+    _backends: serde::de::IgnoredAny,
 }
 
 /// All known keys, by digest: the configured ones and the stored ones that work.

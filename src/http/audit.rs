@@ -40,6 +40,8 @@ struct Record {
     /// Ollama's `load_duration`: time it spent loading the model for this request.
     load: Option<Duration>,
     stream_error: Option<String>,
+    /// The backend that answered (its configured name).
+    backend: Option<String>,
 }
 
 /// What a key with `hard_quota` may still spend, set at admission: a stream is ended once it
@@ -157,6 +159,20 @@ impl Audit {
         }
     }
 
+    /// The backend the request went to.
+    pub fn set_backend(&self, name: &str) {
+        self.with(|r| r.backend = Some(name.to_owned()));
+    }
+
+    /// The caller's key name (`-` before authentication): whose line a queued request joins.
+    pub fn key_name(&self) -> String {
+        self.with(|r| {
+            r.caller
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |c| c.name.clone())
+        })
+    }
+
     /// A stream ended with an error event after a 200 was sent.
     pub fn set_stream_error(&self, kind: &str) {
         self.with(|r| r.stream_error = Some(kind.to_owned()));
@@ -253,6 +269,7 @@ impl Drop for EmitOnDrop {
                 load_ms = r.load.map(|d| d.as_secs_f64() * 1000.0),
                 refused = done.refusal.filter(|_| done.status >= 400 && done.status < 500),
                 stream_error = r.stream_error.as_deref(),
+                backend = r.backend.as_deref(),
                 "request"
             );
             crate::metrics::record_request(&crate::metrics::RequestMetrics {

@@ -28,7 +28,7 @@ pub struct Health {
 /// The upstream's state, with its version only for a caller presenting a valid, unexpired key:
 /// an anonymous caller learns whether the gateway can serve, not what runs behind it.
 async fn upstream_state(state: &AppState, headers: &HeaderMap) -> (bool, Option<String>) {
-    let found = state.probe.check(&state.upstream).await;
+    let found = state.backends.reachability().await;
     let known_caller = state
         .gate
         .keys

@@ -67,15 +67,21 @@ pub async fn create_message(
         return Ok(Json(response::message(answer)).into_response());
     }
     let mut translator = MessagesStream::new(&native.model);
-    let client = state.upstream.clone();
-    let mut head = Box::pin(async move { client.post_json("/api/chat", &native, &headers).await });
+    let (backends, head_audit) = (state.backends.clone(), audit.clone());
+    let mut head = Box::pin(async move {
+        let target = crate::backends::Target::Model(&native.model);
+        backends
+            .post_json(target, &head_audit, "/api/chat", &native, &headers)
+            .await
+    });
     // Ollama sends its response head with the first token. Most answers start at once, and an
     // error before then (unknown model, busy) is best answered as an HTTP error; but a model
     // that is slow to load or to read a long prompt gets the stream started without it, so
     // `ping` events can say it is still working.
     let waited = tokio::time::timeout(HEAD_GRACE, &mut head).await;
     if let Ok(answer) = waited {
-        let lines = state.upstream.native_lines(answer?, &state.shutdown);
+        let (answer, lease) = answer?;
+        let lines = lease.native_lines(answer, &state.shutdown);
         return Ok(LineBody::new(
             lines,
             &ANTHROPIC_SSE,
@@ -92,12 +98,15 @@ pub async fn create_message(
         write_named_event(&mut prelude, name, &event);
     }
     write_named_event(&mut prelude, "ping", &serde_json::json!({"type": "ping"}));
-    let (client, shutdown) = (state.upstream.clone(), state.shutdown.clone());
+    let shutdown = state.shutdown.clone();
     let expired = shutdown.expired();
     let pending: PendingLines<ChatResponse> = Box::pin(async move {
         // The shutdown grace period ends the wait as it ends a stream.
         tokio::select! {
-            answer = head => Ok(client.native_lines(answer?, &shutdown)),
+            answer = head => {
+                let (answer, lease) = answer?;
+                Ok(lease.native_lines(answer, &shutdown))
+            }
             () = expired => Err(GatewayError::ShuttingDown),
         }
     });

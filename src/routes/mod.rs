@@ -98,12 +98,18 @@ pub(crate) async fn whole_chat(
     audit: &crate::http::audit::Audit,
 ) -> Result<crate::ollama::types::ChatResponse, crate::error::GatewayError> {
     let started = std::time::Instant::now();
-    let answer: crate::ollama::types::ChatResponse = state
-        .upstream
-        .call_json("/api/chat", native, headers)
+    let (answer, lease): (crate::ollama::types::ChatResponse, _) = state
+        .backends
+        .call_json(
+            crate::backends::Target::Model(&native.model),
+            audit,
+            "/api/chat",
+            native,
+            headers,
+        )
         .await?;
     if let Some(message) = answer.error.as_deref() {
-        return Err(state.upstream.failure(message));
+        return Err(lease.failure(message));
     }
     audit.set_upstream_time(started.elapsed());
     if !answer.done {

@@ -15,9 +15,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use http::request::Parts;
 use http::{HeaderValue, header};
 use serde_json::Value;
 
+use crate::backends::Target;
 use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
@@ -26,7 +28,29 @@ use crate::http::stream::PassthroughBody;
 use crate::ollama::schemas::{EmbedBody, GenerateBody, LegacyEmbeddingsBody, ShowBody};
 use crate::ollama::types::{ChatRequest, TagsResponse};
 use crate::state::AppState;
-use crate::upstream::{Forwarded, forwarded_headers};
+use crate::upstream::{Forwarded, Upstream, forwarded_headers};
+
+/// Administrative endpoints after which the backend's model listings are asked again.
+const CHANGE_MODELS: &[&str] = &["/api/pull", "/api/create", "/api/copy", "/api/delete"];
+
+/// The body a forwarded request carries, for each backend it is tried on.
+enum Payload {
+    Empty,
+    /// Read whole (and sent again if a first backend could not be connected to).
+    Bytes(bytes::Bytes),
+    /// Streamed (blob uploads): sent once, to the one backend named.
+    Once(Option<reqwest::Body>),
+}
+
+impl Payload {
+    fn next(&mut self) -> Option<reqwest::Body> {
+        match self {
+            Self::Empty => None,
+            Self::Bytes(bytes) => Some(bytes.clone().into()),
+            Self::Once(body) => body.take(),
+        }
+    }
+}
 
 type NativeResult = Result<Response, OllamaError>;
 
@@ -84,7 +108,7 @@ macro_rules! model_route {
             Extension(audit): Extension<Audit>,
             req: Request,
         ) -> NativeResult {
-            forward_with_model(state, caller, audit, req, &MODEL, $answer).await
+            forward_with_model(state, caller, audit, req, &MODEL, $answer, false).await
         }
     };
 }
@@ -128,9 +152,10 @@ model_route!(
 pub async fn tags(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
     req: Request,
 ) -> NativeResult {
-    filtered_listing(state, caller, req).await
+    filtered_listing(state, caller, audit, req).await
 }
 
 /// List loaded models (filtered by the allowlist).
@@ -145,9 +170,10 @@ pub async fn tags(
 pub async fn ps(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
     req: Request,
 ) -> NativeResult {
-    filtered_listing(state, caller, req).await
+    filtered_listing(state, caller, audit, req).await
 }
 
 /// Ollama's version.
@@ -159,8 +185,13 @@ pub async fn ps(
     ),
     security(("bearer" = []))
 )]
-pub async fn version(State(state): State<AppState>, req: Request) -> NativeResult {
-    forward(&state, head_as_get(req), None, None).await
+pub async fn version(
+    State(state): State<AppState>,
+    Extension(audit): Extension<Audit>,
+    req: Request,
+) -> NativeResult {
+    let (parts, _) = head_as_get(req).into_parts();
+    forward(&state, &parts, Payload::Empty, &audit, None, Target::Any).await
 }
 
 /// What is done with a successful answer.
@@ -202,7 +233,7 @@ macro_rules! admin_route {
             req: Request,
         ) -> NativeResult {
             admin_allowed(&state, &caller)?;
-            forward_with_model(state, caller, audit, req, &$fields, Answer::Passthrough).await
+            forward_with_model(state, caller, audit, req, &$fields, Answer::Passthrough, true).await
         }
     };
 }
@@ -260,9 +291,10 @@ admin_route!(
 pub async fn blob_upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
     req: Request,
 ) -> NativeResult {
-    forward_blob(state, caller, req).await
+    forward_blob(state, caller, audit, req).await
 }
 
 /// Check that a blob exists (administrative).
@@ -282,9 +314,10 @@ pub async fn blob_upload(
 pub async fn blob_exists(
     State(state): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
+    Extension(audit): Extension<Audit>,
     req: Request,
 ) -> NativeResult {
-    forward_blob(state, caller, req).await
+    forward_blob(state, caller, audit, req).await
 }
 
 /// Refuse the administrative endpoints unless enabled, and then to keys that are not admin keys.
@@ -305,15 +338,23 @@ fn admin_allowed(state: &AppState, caller: &Caller) -> Result<(), OllamaError> {
 }
 
 /// Blob uploads: administrative, and streamed (they name no model).
-async fn forward_blob(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
+async fn forward_blob(
+    state: AppState,
+    caller: Arc<Caller>,
+    audit: Audit,
+    req: Request,
+) -> NativeResult {
     admin_allowed(&state, &caller)?;
     let (parts, body) = req.into_parts();
     let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    let target = Target::Named(&parts.headers);
     forward(
         &state,
-        Request::from_parts(parts, Body::empty()),
-        Some(body),
+        &parts,
+        Payload::Once(Some(body)),
+        &audit,
         None,
+        target,
     )
     .await
 }
@@ -327,6 +368,7 @@ async fn forward_with_model(
     req: Request,
     fields: &ModelFields,
     answer: Answer,
+    admin: bool,
 ) -> NativeResult {
     let (parts, body) = req.into_parts();
     let bytes = read_body(Request::from_parts(parts.clone(), body), &()).await?;
@@ -365,39 +407,64 @@ async fn forward_with_model(
         }
         None => {}
     }
-    let req = Request::from_parts(parts, Body::empty());
+    let target = match &model {
+        _ if admin => Target::Named(&parts.headers),
+        Some(model) if answer == Answer::Show => Target::About(model),
+        Some(model) => Target::Model(model),
+        None => Target::Any,
+    };
     if answer == Answer::Show && !caller.admin {
-        return show_without_paths(&state, req, bytes, audit).await;
+        return show_without_paths(&state, &parts, bytes, audit, target).await;
     }
-    forward(&state, req, Some(bytes.into()), Some(audit)).await
+    let measured = Some(audit.clone());
+    forward(
+        &state,
+        &parts,
+        Payload::Bytes(bytes),
+        &audit,
+        measured,
+        target,
+    )
+    .await
 }
 
 /// `/api/show` for a key that is not an admin key: the answer read whole, the upstream's file
 /// paths replaced by their file names.
 async fn show_without_paths(
     state: &AppState,
-    req: Request,
+    req: &Parts,
     body: bytes::Bytes,
     audit: Audit,
+    target: Target<'_>,
 ) -> NativeResult {
     let started = Instant::now();
-    let request = upstream_request(state, &req).body(body);
-    let upstream = state.upstream.send(request).await?;
-    let mut show: Value = state.upstream.read_json(upstream).await?;
+    let (upstream, lease) = state
+        .backends
+        .send(target, &audit, |backend| {
+            upstream_request(backend, req).body(body.clone())
+        })
+        .await?;
+    let mut show: Value = lease.read_json(upstream).await?;
     audit.set_upstream_time(started.elapsed());
     crate::ollama::paths::hide_show_paths(&mut show);
     Ok(Json(show).into_response())
 }
 
 /// `/api/tags` and `/api/ps`: filtered when the caller is restricted, passed through otherwise.
-async fn filtered_listing(state: AppState, caller: Arc<Caller>, req: Request) -> NativeResult {
-    if !state.gate.restricts_models(&caller) {
-        return forward(&state, head_as_get(req), None, None).await;
+async fn filtered_listing(
+    state: AppState,
+    caller: Arc<Caller>,
+    audit: Audit,
+    req: Request,
+) -> NativeResult {
+    if !state.gate.restricts_models(&caller) && state.backends.all().len() == 1 {
+        let (parts, _) = head_as_get(req).into_parts();
+        return forward(&state, &parts, Payload::Empty, &audit, None, Target::Any).await;
     }
     let path = req.uri().path().to_owned();
     let mut listing: TagsResponse = state
-        .upstream
-        .get_json(&path, &Forwarded::from(req.headers()))
+        .backends
+        .listing(&path, &Forwarded::from(req.headers()))
         .await?;
     listing
         .models
@@ -407,16 +474,15 @@ async fn filtered_listing(state: AppState, caller: Arc<Caller>, req: Request) ->
 
 /// The upstream request for `req`: its method, path and query, and the forwarded headers (the
 /// client's content type kept: a passthrough body is the client's own).
-fn upstream_request(state: &AppState, req: &Request) -> reqwest::RequestBuilder {
+fn upstream_request(upstream: &Upstream, req: &Parts) -> reqwest::RequestBuilder {
     let path_and_query = req
-        .uri()
+        .uri
         .path_and_query()
-        .map_or_else(|| req.uri().path(), |pq| pq.as_str());
-    let mut request = state
-        .upstream
-        .request(req.method().clone(), path_and_query)
-        .headers(forwarded_headers(req.headers()));
-    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        .map_or_else(|| req.uri.path(), |pq| pq.as_str());
+    let mut request = upstream
+        .request(req.method.clone(), path_and_query)
+        .headers(forwarded_headers(&req.headers));
+    if let Some(content_type) = req.headers.get(header::CONTENT_TYPE) {
         request = request.header(header::CONTENT_TYPE, content_type);
     }
     request
@@ -427,24 +493,34 @@ fn upstream_request(state: &AppState, req: &Request) -> reqwest::RequestBuilder 
 /// The audit record (if any) gets the upstream time when the answer's last byte has arrived.
 async fn forward(
     state: &AppState,
-    req: Request,
-    body: Option<reqwest::Body>,
-    audit: Option<Audit>,
+    req: &Parts,
+    mut body: Payload,
+    audit: &Audit,
+    measured: Option<Audit>,
+    target: Target<'_>,
 ) -> NativeResult {
     let started = Instant::now();
-    let mut request = upstream_request(state, &req);
-    if let Some(body) = body {
-        request = request.body(body);
+    let (upstream, mut lease) = state
+        .backends
+        .send(target, audit, |backend| {
+            let request = upstream_request(backend, req);
+            match body.next() {
+                Some(body) => request.body(body),
+                None => request,
+            }
+        })
+        .await?;
+    if CHANGE_MODELS.contains(&req.uri.path()) {
+        lease.relist_when_done();
     }
-    let upstream = state.upstream.send(request).await?;
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
     let ndjson = content_type
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("ndjson"));
-    let chunks = state.upstream.chunks(upstream, &state.shutdown);
-    let body = PassthroughBody::new(chunks, ndjson, audit, started);
+    let chunks = lease.chunks(upstream, &state.shutdown);
+    let body = PassthroughBody::new(chunks, ndjson, measured, started);
     let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -56,11 +56,17 @@ pub async fn create_response(
         let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
         return Ok(Json(response::response(&echo, answer)).into_response());
     }
-    let upstream = state
-        .upstream
-        .post_json("/api/chat", &native, &headers)
+    let (upstream, lease) = state
+        .backends
+        .post_json(
+            crate::backends::Target::Model(&native.model),
+            &audit,
+            "/api/chat",
+            &native,
+            &headers,
+        )
         .await?;
-    let lines = state.upstream.native_lines(upstream, &state.shutdown);
+    let lines = lease.native_lines(upstream, &state.shutdown);
     Ok(LineBody::with_writer(
         lines,
         &NAMED_SSE,

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
 
+use crate::backends::Target;
 use crate::error::{GatewayError, OllamaError, OllamaErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
@@ -34,7 +35,7 @@ pub async fn models(
     Extension(caller): Extension<Arc<Caller>>,
     headers: Forwarded,
 ) -> Result<Json<TagsResponse>, OllamaError> {
-    let mut tags: TagsResponse = state.upstream.get_json("/api/tags", &headers).await?;
+    let mut tags: TagsResponse = state.backends.listing("/api/tags", &headers).await?;
     tags.models
         .retain(|m| state.gate.model_visible(&caller, m.id()));
     Ok(Json(tags))
@@ -70,12 +71,18 @@ pub async fn chat(
     body.stream = Some(stream);
     let started = Instant::now();
     if !stream {
-        let answer: Value = state
-            .upstream
-            .call_json("/api/chat", &body, &headers)
+        let (answer, lease): (Value, _) = state
+            .backends
+            .call_json(
+                Target::Model(&body.model),
+                &audit,
+                "/api/chat",
+                &body,
+                &headers,
+            )
             .await?;
         if let Some(message) = answer.get("error").and_then(Value::as_str) {
-            return Err(state.upstream.failure(message).into());
+            return Err(lease.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
         if answer.get("done").and_then(Value::as_bool) != Some(true) {
@@ -88,13 +95,17 @@ pub async fn chat(
         audit.set_load_duration(answer.get("load_duration").and_then(Value::as_u64));
         return Ok(Json(answer).into_response());
     }
-    let upstream = state
-        .upstream
-        .post_json("/api/chat", &body, &headers)
+    let (upstream, lease) = state
+        .backends
+        .post_json(
+            Target::Model(&body.model),
+            &audit,
+            "/api/chat",
+            &body,
+            &headers,
+        )
         .await?;
-    let lines = state
-        .upstream
-        .native_lines::<ChatResponse>(upstream, &state.shutdown);
+    let lines = lease.native_lines::<ChatResponse>(upstream, &state.shutdown);
     // The lines go on as Ollama wrote them: this surface is Ollama's own format.
     Ok(
         LineBody::new(lines, &NDJSON, audit, started, |_, raw, out| {

@@ -11,6 +11,7 @@ use axum::{Extension, Json};
 use bytes::BytesMut;
 use serde_json::json;
 
+use crate::backends::Target;
 use crate::error::{OpenAiError, OpenAiErrorBody};
 use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
@@ -61,11 +62,17 @@ pub async fn chat_completions(
         let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
         return Ok(Json(response::chat_completion(answer)).into_response());
     }
-    let upstream = state
-        .upstream
-        .post_json("/api/chat", &native, &headers)
+    let (upstream, lease) = state
+        .backends
+        .post_json(
+            Target::Model(&native.model),
+            &audit,
+            "/api/chat",
+            &native,
+            &headers,
+        )
         .await?;
-    let lines = state.upstream.native_lines(upstream, &state.shutdown);
+    let lines = lease.native_lines(upstream, &state.shutdown);
     let mut translator = ChatStream::new(opts.include_usage);
     Ok(
         LineBody::new(lines, &SSE, audit, started, move |line, _, out| {
@@ -105,12 +112,18 @@ pub async fn completions(
     state.gate.check_model(&caller, &native.model)?;
     let started = Instant::now();
     if !opts.stream {
-        let answer: GenerateResponse = state
-            .upstream
-            .call_json("/api/generate", &native, &headers)
+        let (answer, lease): (GenerateResponse, _) = state
+            .backends
+            .call_json(
+                Target::Model(&native.model),
+                &audit,
+                "/api/generate",
+                &native,
+                &headers,
+            )
             .await?;
         if let Some(message) = answer.error.as_deref() {
-            return Err(state.upstream.failure(message).into());
+            return Err(lease.failure(message).into());
         }
         audit.set_upstream_time(started.elapsed());
         if !answer.done {
@@ -120,11 +133,17 @@ pub async fn completions(
         audit.set_load_duration(answer.load_duration);
         return Ok(Json(response::completion(answer, opts.echo.as_deref())).into_response());
     }
-    let upstream = state
-        .upstream
-        .post_json("/api/generate", &native, &headers)
+    let (upstream, lease) = state
+        .backends
+        .post_json(
+            Target::Model(&native.model),
+            &audit,
+            "/api/generate",
+            &native,
+            &headers,
+        )
         .await?;
-    let lines = state.upstream.native_lines(upstream, &state.shutdown);
+    let lines = lease.native_lines(upstream, &state.shutdown);
     let mut translator = CompletionStream::new(opts.include_usage, opts.echo);
     Ok(
         LineBody::new(lines, &SSE, audit, started, move |line, _, out| {
@@ -163,9 +182,15 @@ pub async fn embeddings(
     audit.set_model(&native.model);
     state.gate.check_model(&caller, &native.model)?;
     let started = Instant::now();
-    let answer: EmbedResponse = state
-        .upstream
-        .call_json("/api/embed", &native, &headers)
+    let (answer, _lease): (EmbedResponse, _) = state
+        .backends
+        .call_json(
+            Target::Model(&native.model),
+            &audit,
+            "/api/embed",
+            &native,
+            &headers,
+        )
         .await?;
     audit.set_upstream_time(started.elapsed());
     audit.set_tokens(answer.prompt_eval_count, None);
@@ -188,7 +213,7 @@ pub async fn list_models(
     Extension(caller): Extension<Arc<Caller>>,
     headers: Forwarded,
 ) -> V1Result {
-    let mut tags: TagsResponse = state.upstream.get_json("/api/tags", &headers).await?;
+    let mut tags: TagsResponse = state.backends.listing("/api/tags", &headers).await?;
     tags.models
         .retain(|m| state.gate.model_visible(&caller, m.id()));
     Ok(Json(response::model_list(&tags.models)).into_response())
@@ -221,9 +246,15 @@ pub async fn retrieve_model(
         #[serde(default)]
         modified_at: Option<String>,
     }
-    let show: Show = state
-        .upstream
-        .call_json("/api/show", &json!({ "model": model }), &headers)
+    let (show, _lease): (Show, _) = state
+        .backends
+        .call_json(
+            Target::About(&model),
+            &audit,
+            "/api/show",
+            &json!({ "model": model }),
+            &headers,
+        )
         .await?;
     Ok(Json(Model {
         created: crate::ollama::types::unix_seconds(show.modified_at.as_deref()).unwrap_or(0),

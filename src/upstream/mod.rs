@@ -127,13 +127,35 @@ impl Upstream {
         upstream_error(&self.scrubber, status, body)
     }
 
+    /// The bound on a non-streamed answer and on each wait in a stream.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Send `request`; a non-success status becomes an error. The caller bounds the time this
     /// takes.
     async fn successful(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, GatewayError> {
-        let response = request.send().await.map_err(|err| transport_error(&err))?;
+        self.attempt(request).await.map_err(SendError::into_error)
+    }
+
+    /// [`send`](Self::send) without the timeout, telling a connection that could not be made
+    /// (nothing reached this Ollama: the request may go to another) from every other failure.
+    /// The caller bounds the time this takes.
+    pub async fn attempt(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SendError> {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) if err.is_connect() => {
+                tracing::warn!(error = %err, "upstream connection failed");
+                return Err(SendError::NotConnected);
+            }
+            Err(err) => return Err(SendError::Failed(transport_error(&err))),
+        };
         let status = response.status();
         if status.is_success() {
             Ok(response)
@@ -145,10 +167,10 @@ impl Upstream {
                 location = ?response.headers().get(http::header::LOCATION),
                 "upstream answered with a redirect"
             );
-            Err(GatewayError::UpstreamProtocol)
+            Err(SendError::Failed(GatewayError::UpstreamProtocol))
         } else {
             let body = read_limited(response).await.unwrap_or_default();
-            Err(self.error_for(status, &body))
+            Err(SendError::Failed(self.error_for(status, &body)))
         }
     }
 
@@ -222,17 +244,41 @@ impl Upstream {
         response: reqwest::Response,
         shutdown: &crate::shutdown::Shutdown,
     ) -> UpstreamChunks {
-        UpstreamChunks::new(
-            erased(response),
-            self.timeout,
-            shutdown,
-            self.scrubber.clone(),
-        )
+        self.chunks_of(erased(response), shutdown)
+    }
+
+    /// [`chunks`](Self::chunks) of a body already taken out of its response (the backend pool
+    /// wraps it to hold its slot for as long as the body is read).
+    pub fn chunks_of(
+        &self,
+        body: UpstreamBody,
+        shutdown: &crate::shutdown::Shutdown,
+    ) -> UpstreamChunks {
+        UpstreamChunks::new(body, self.timeout, shutdown, self.scrubber.clone())
+    }
+}
+
+/// How sending a request failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made: the request never reached this Ollama.
+    NotConnected,
+    /// Anything else, as the client is to see it (the request may have been sent).
+    Failed(GatewayError),
+}
+
+impl SendError {
+    /// The error the client sees.
+    pub fn into_error(self) -> GatewayError {
+        match self {
+            Self::NotConnected => GatewayError::UpstreamUnavailable,
+            Self::Failed(err) => err,
+        }
     }
 }
 
 /// A response's body as an [`UpstreamBody`].
-fn erased(response: reqwest::Response) -> UpstreamBody {
+pub fn erased(response: reqwest::Response) -> UpstreamBody {
     let body = http_body_util::BodyExt::map_err(reqwest::Body::from(response), |err| {
         Box::new(err) as Box<dyn std::error::Error + Send + Sync>
     });
@@ -299,7 +345,9 @@ async fn read_limited(response: reqwest::Response) -> Result<Bytes, reqwest::Err
     Ok(Bytes::from(body))
 }
 
-async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, GatewayError> {
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, GatewayError> {
     let body = response.bytes().await.map_err(|err| {
         tracing::warn!(error = %err, "reading upstream body failed");
         GatewayError::UpstreamInterrupted

@@ -87,6 +87,19 @@ impl UpstreamProbe {
         found
     }
 
+    /// A new probe now, whatever the cache holds, and not logged: for the backend pool's
+    /// watchers (a backend just taken out must not be put back by an answer from before), which
+    /// log changes themselves, naming the backend.
+    pub async fn probe_now(&self, upstream: &Upstream) -> Reachability {
+        let mut last = self.last.lock().await;
+        let found = probe(upstream).await;
+        last.replace(Last {
+            at: Instant::now(),
+            found: found.clone(),
+        });
+        found
+    }
+
     /// Probe at start and then now and again for as long as the gateway runs, so the log says
     /// when Ollama is not reachable and when it comes back.
     pub async fn watch(&self, upstream: &Upstream) {

@@ -10,6 +10,7 @@ mod acme;
 mod addresses;
 mod admin;
 mod attacks;
+mod backends;
 mod common;
 mod fidelity;
 mod gate;
