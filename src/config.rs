@@ -225,6 +225,12 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_USAGE_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub usage_retention: Duration,
 
+    /// How long `POST /v1/responses` answers made with `store: true` (OpenAI's default) are kept
+    /// for `GET`/`DELETE /v1/responses/{id}` and `previous_response_id` (`30d`, `12h`); `0`
+    /// stores nothing.
+    #[arg(long, env = "GATEWAY_RESPONSES_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub responses_ttl: Duration,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
