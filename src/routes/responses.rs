@@ -169,6 +169,7 @@ pub struct ResponseDeleted {
     params(("response_id" = String, Path, description = "The response's id (`resp_...`)")),
     responses(
         (status = 200, description = "The stored response object", body = crate::responses::types::Response),
+        (status = 400, description = "A path the gateway refuses", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 404, description = "No stored response with this id for this key (unknown, expired, deleted, made with `store: false`, or another key's)", body = OpenAiErrorBody),
         (status = 429, description = "Rate limited", body = OpenAiErrorBody),
@@ -199,6 +200,7 @@ pub async fn get_response(
     params(("response_id" = String, Path, description = "The response's id (`resp_...`)")),
     responses(
         (status = 200, description = "Deleted", body = ResponseDeleted),
+        (status = 400, description = "A path the gateway refuses", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 404, description = "No stored response with this id for this key", body = OpenAiErrorBody),
         (status = 429, description = "Rate limited", body = OpenAiErrorBody),
