@@ -236,6 +236,12 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_QUEUE_LIMIT", default_value_t = 1000)]
     pub queue_limit: usize,
 
+    /// How long `POST /v1/responses` answers made with `store: true` (OpenAI's default) are kept
+    /// for `GET`/`DELETE /v1/responses/{id}` and `previous_response_id` (`30d`, `12h`); `0`
+    /// stores nothing.
+    #[arg(long, env = "GATEWAY_RESPONSES_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub responses_ttl: Duration,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -66,6 +66,10 @@ pub enum GatewayError {
     /// An admin request names a key or user that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// No stored response with this id for this caller (unknown, expired, deleted, not
+    /// stored, or another key's); `previous` when a `previous_response_id` named it.
+    #[error("{}", if *previous { format!("Previous response with id '{id}' not found.") } else { format!("Response with id '{id}' not found.") })]
+    ResponseNotFound { id: String, previous: bool },
     /// The database cannot be used just now (admin API; the request path never needs it).
     #[error("the database is unavailable; try again shortly")]
     StoreUnavailable,
@@ -131,9 +135,10 @@ impl GatewayError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::RouteNotFound(_) | Self::ModelNotFound { .. } | Self::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::RouteNotFound(_)
+            | Self::ModelNotFound { .. }
+            | Self::NotFound(_)
+            | Self::ResponseNotFound { .. } => StatusCode::NOT_FOUND,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Upstream { status, .. } => *status,
@@ -155,6 +160,7 @@ impl GatewayError {
             | Self::ModelNotFound { .. }
             | Self::RouteNotFound(_)
             | Self::NotFound(_)
+            | Self::ResponseNotFound { .. }
             | Self::Conflict(_)
             | Self::MethodNotAllowed(_) => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
@@ -182,6 +188,10 @@ impl GatewayError {
             Self::QuotaExceeded { .. } => Some("quota_exceeded"),
             Self::Conflict(_) => Some("conflict"),
             Self::NotFound(_) => Some("not_found"),
+            Self::ResponseNotFound { previous: true, .. } => Some("previous_response_not_found"),
+            Self::ResponseNotFound {
+                previous: false, ..
+            } => Some("response_not_found"),
             Self::StoreUnavailable => Some("store_unavailable"),
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
@@ -215,6 +225,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { param, .. } => param.clone(),
             Self::ModelNotAllowed(_) | Self::ModelNotFound { .. } => Some("model".into()),
+            Self::ResponseNotFound { previous: true, .. } => Some("previous_response_id".into()),
             _ => None,
         }
     }

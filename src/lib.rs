@@ -97,6 +97,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
     usage.quotas.seed(&today, &month);
     let gate = Gate::new(&config, keys);
     let tls = tls::ServerTls::from_config(&config)?;
+    let responses =
+        responses::stored::StoredResponses::start(store.clone(), config.responses_ttl, clock);
     let state = AppState::new(Inner {
         backends,
         tls,
@@ -107,6 +109,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         store,
         usage,
         reloader: gate::reload::Reloader::default(),
+        responses,
     });
     gate::reload::reload(&state).await.map_err(db_error)?;
     tokio::spawn(gate::reload::watch(state.clone()));

@@ -88,6 +88,7 @@ async fn run(config: Config) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     // Every response has finished (or been cut off) by now: write out their usage records.
     state.usage.close().await;
+    state.responses.close().await;
     Ok(())
 }
 

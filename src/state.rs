@@ -37,6 +37,8 @@ pub struct Inner {
     pub usage: Usage,
     /// Brings stored key changes into `gate.keys`.
     pub reloader: Reloader,
+    /// Responses kept for `GET`/`DELETE /v1/responses/{id}` and `previous_response_id`.
+    pub responses: crate::responses::stored::StoredResponses,
 }
 
 impl AppState {

@@ -35,6 +35,7 @@ mod request;
 mod scenario;
 mod server;
 mod state;
+mod stop;
 mod stream;
 
 use std::net::SocketAddr;

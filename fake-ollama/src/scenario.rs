@@ -217,7 +217,8 @@ pub(crate) fn plan(
             if request.think == Think::Off {
                 lines = strip_thinking(endpoint, lines);
             }
-            Script::new(personalise(endpoint, model, lines, &request))
+            let lines = personalise(endpoint, model, lines, &request);
+            Script::new(crate::stop::apply(endpoint, lines, &request.stops))
         }
     };
     Ok(Plan {
@@ -252,6 +253,8 @@ struct GenerationRequest {
     think: Think,
     logprobs: bool,
     top_logprobs: usize,
+    /// `options.stop`.
+    stops: Vec<String>,
 }
 
 impl GenerationRequest {
@@ -310,6 +313,17 @@ impl GenerationRequest {
             think,
             logprobs: fields.bool("logprobs")?.unwrap_or(false),
             top_logprobs: usize::try_from(top_logprobs).unwrap_or(0),
+            stops: options
+                .and_then(|o| o.get("stop"))
+                .and_then(Value::as_array)
+                .map(|stops| {
+                    stops
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

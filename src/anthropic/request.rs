@@ -80,6 +80,11 @@ pub fn chat_request(
     };
 
     let tools = tools(&request)?;
+    let has_stops = purpose == Purpose::Create
+        && request
+            .stop_sequences
+            .as_ref()
+            .is_some_and(|stops| !stops.is_empty());
     let mut options = Map::new();
     Sampling {
         max_tokens,
@@ -123,7 +128,9 @@ pub fn chat_request(
             options,
             keep_alive: None,
             think,
-            logprobs: None,
+            // Only with logprobs does Ollama show enough to tell a stop sequence from the end
+            // of the turn (`super::stop`); they are not passed on.
+            logprobs: has_stops.then_some(true),
             top_logprobs: None,
             extra: Map::new(),
         },
@@ -392,6 +399,10 @@ mod tests {
         assert_eq!(o["top_p"], 0.9);
         assert_eq!(o["top_k"], 40);
         assert_eq!(o["stop"], json!(["END"]));
+        assert_eq!(
+            out["logprobs"], true,
+            "asked for, to tell which stop matched"
+        );
         assert_eq!(out["think"], true);
         assert_eq!(out["stream"], true);
     }

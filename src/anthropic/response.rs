@@ -2,17 +2,23 @@
 
 use serde_json::{Map, Value};
 
+use super::stop::StopEvidence;
 use super::types::{ContentBlock, Message, Usage};
 use crate::ollama::types::{ChatResponse, ToolCall};
 use crate::openai::response::new_id;
 
 /// Anthropic's `stop_reason` from Ollama's `done_reason`: `length` is `max_tokens`, a turn with
-/// tool calls is `tool_use`, anything else `end_turn` (Ollama does not say whether a stop
-/// sequence matched, so `stop_sequence` is never reported).
-pub fn stop_reason(done_reason: Option<&str>, saw_tool_use: bool) -> &'static str {
+/// tool calls is `tool_use`, one a stop sequence ended (`matched`, see [`super::stop`])
+/// `stop_sequence`, anything else `end_turn`.
+pub fn stop_reason(
+    done_reason: Option<&str>,
+    saw_tool_use: bool,
+    matched: Option<&str>,
+) -> &'static str {
     match done_reason {
         Some("length") => "max_tokens",
         _ if saw_tool_use => "tool_use",
+        _ if matched.is_some() => "stop_sequence",
         _ => "end_turn",
     }
 }
@@ -44,8 +50,12 @@ pub fn usage(prompt: Option<u64>, completion: Option<u64>) -> Usage {
     }
 }
 
-/// A non-streamed `/api/chat` answer → `message`: thinking first, then text, then tool calls.
-pub fn message(response: ChatResponse) -> Message {
+/// A non-streamed `/api/chat` answer → `message`: thinking first, then text, then tool calls;
+/// `stop_sequences` are the request's (to tell which one ended the answer).
+pub fn message(response: ChatResponse, stop_sequences: Vec<String>) -> Message {
+    let mut evidence = StopEvidence::new(stop_sequences);
+    evidence.observe(&response);
+    let matched = evidence.matched(response.done_reason.as_deref(), response.eval_count);
     let native = response.message.unwrap_or_default();
     let mut content = Vec::new();
     if let Some(thinking) = native.thinking.filter(|t| !t.is_empty()) {
@@ -55,6 +65,7 @@ pub fn message(response: ChatResponse) -> Message {
         });
     }
     let saw_tool_use = !native.tool_calls.is_empty();
+    let matched = matched.filter(|_| !saw_tool_use);
     if !native.content.is_empty() || (!saw_tool_use && content.is_empty()) {
         content.push(ContentBlock::Text {
             text: native.content,
@@ -70,8 +81,15 @@ pub fn message(response: ChatResponse) -> Message {
         role: "assistant",
         model: response.model,
         content,
-        stop_reason: Some(stop_reason(response.done_reason.as_deref(), saw_tool_use).to_owned()),
-        stop_sequence: None,
+        stop_reason: Some(
+            stop_reason(
+                response.done_reason.as_deref(),
+                saw_tool_use,
+                matched.as_deref(),
+            )
+            .to_owned(),
+        ),
+        stop_sequence: matched,
         usage: usage(response.prompt_eval_count, response.eval_count),
     }
 }
@@ -83,7 +101,7 @@ mod tests {
 
     fn answer(value: Value) -> Value {
         let response: ChatResponse = serde_json::from_value(value).unwrap_or_default();
-        serde_json::to_value(message(response)).unwrap_or_default()
+        serde_json::to_value(message(response, Vec::new())).unwrap_or_default()
     }
 
     #[test]
@@ -122,10 +140,30 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_sequence_ended_answer_names_it() {
+        // What the real Ollama 0.24 answered for stop "way" (fixtures/recorded/chat-stop-whole).
+        let response: ChatResponse = serde_json::from_value(json!({"model":"tiny",
+            "message":{"role":"assistant","content":" can about could "},"done":true,
+            "done_reason":"stop","logprobs":[{"token":" can","logprob":-1.5},
+            {"token":" about","logprob":-0.5},{"token":" could","logprob":-2.4},
+            {"token":" way","logprob":-0.2}],"prompt_eval_count":30,"eval_count":4}))
+        .unwrap_or_default();
+        let out =
+            serde_json::to_value(message(response.clone(), vec!["way".into()])).unwrap_or_default();
+        assert_eq!(out["stop_reason"], "stop_sequence");
+        assert_eq!(out["stop_sequence"], "way");
+        assert_eq!(out["content"][0]["text"], " can about could ");
+        let out = serde_json::to_value(message(response, Vec::new())).unwrap_or_default();
+        assert_eq!(out["stop_reason"], "end_turn");
+        assert_eq!(out["stop_sequence"], Value::Null);
+    }
+
+    #[test]
     fn stop_reasons() {
-        assert_eq!(stop_reason(Some("length"), true), "max_tokens");
-        assert_eq!(stop_reason(Some("stop"), true), "tool_use");
-        assert_eq!(stop_reason(Some("unload"), false), "end_turn");
+        assert_eq!(stop_reason(Some("length"), true, None), "max_tokens");
+        assert_eq!(stop_reason(Some("stop"), true, Some("x")), "tool_use");
+        assert_eq!(stop_reason(Some("stop"), false, Some("x")), "stop_sequence");
+        assert_eq!(stop_reason(Some("unload"), false, None), "end_turn");
         let out =
             answer(json!({"model":"m","message":{"role":"assistant","content":""},"done":true}));
         assert_eq!(

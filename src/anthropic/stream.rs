@@ -10,6 +10,7 @@
 use serde_json::{Value, json};
 
 use super::response::{stop_reason, tool_use, usage};
+use super::stop::StopEvidence;
 use crate::ollama::types::ChatResponse;
 use crate::openai::response::new_id;
 
@@ -34,6 +35,8 @@ pub struct MessagesStream {
     open: Option<(Open, usize)>,
     next_index: usize,
     saw_tool_use: bool,
+    /// What tells which stop sequence ended the answer.
+    stop: StopEvidence,
 }
 
 impl MessagesStream {
@@ -46,12 +49,21 @@ impl MessagesStream {
             open: None,
             next_index: 0,
             saw_tool_use: false,
+            stop: StopEvidence::default(),
         }
+    }
+
+    /// The request's stop sequences (to tell which one ended the answer).
+    #[must_use]
+    pub fn with_stop_sequences(mut self, stop_sequences: Vec<String>) -> Self {
+        self.stop = StopEvidence::new(stop_sequences);
+        self
     }
 
     /// The events for one upstream line (which must not be an error line).
     pub fn line(&mut self, line: ChatResponse) -> Vec<Event> {
         let mut events = self.start(&line.model);
+        self.stop.observe(&line);
         let message = line.message.unwrap_or_default();
         if let Some(thinking) = message.thinking.filter(|t| !t.is_empty()) {
             let index = self.ensure_open(Open::Thinking, &mut events);
@@ -90,11 +102,19 @@ impl MessagesStream {
             }
             self.close(&mut events);
             let usage = usage(line.prompt_eval_count, line.eval_count);
+            let matched = self
+                .stop
+                .matched(line.done_reason.as_deref(), line.eval_count)
+                .filter(|_| !self.saw_tool_use);
+            let reason = stop_reason(
+                line.done_reason.as_deref(),
+                self.saw_tool_use,
+                matched.as_deref(),
+            );
             events.push((
                 "message_delta",
                 json!({"type": "message_delta",
-                    "delta": {"stop_reason": stop_reason(line.done_reason.as_deref(), self.saw_tool_use),
-                        "stop_sequence": null},
+                    "delta": {"stop_reason": reason, "stop_sequence": matched},
                     "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
             ));
             events.push(("message_stop", json!({"type": "message_stop"})));
@@ -283,6 +303,30 @@ mod tests {
         assert_eq!(
             names(&events),
             ["content_block_start", "content_block_delta"]
+        );
+    }
+
+    #[test]
+    fn a_stop_sequence_is_reported_in_message_delta() {
+        // What the real Ollama 0.24 streamed for stop "way" (fixtures/recorded/chat-stop-stream).
+        let mut stream = MessagesStream::new("tiny").with_stop_sequences(vec!["way".into()]);
+        let lines = [
+            json!({"model":"tiny","message":{"role":"assistant","content":" can"},"done":false,"logprobs":[{"token":" can","logprob":-1.5}]}),
+            json!({"model":"tiny","message":{"role":"assistant","content":" "},"done":false,"logprobs":[{"token":" way","logprob":-0.2}]}),
+            json!({"model":"tiny","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":30,"eval_count":2}),
+        ];
+        let events: Vec<Event> = lines
+            .iter()
+            .flat_map(|l| stream.line(serde_json::from_value(l.clone()).unwrap_or_default()))
+            .collect();
+        let delta = events
+            .iter()
+            .find(|(n, _)| *n == "message_delta")
+            .map(|(_, d)| d["delta"].clone())
+            .unwrap_or_default();
+        assert_eq!(
+            delta,
+            json!({"stop_reason":"stop_sequence","stop_sequence":"way"})
         );
     }
 

@@ -7,14 +7,17 @@
 //! - [`response`]: a native answer → a `response` object.
 //! - [`stream`]: native NDJSON lines → the typed Responses events with `sequence_number`.
 //!
-//! Nothing is stored: `previous_response_id` is refused with a 400. A store would plug in
-//! between the route and [`request::chat_request`] (prepend the stored conversation) and after
-//! [`response::response`] or the stream's final response (keep it), without touching the
-//! translation.
+//! - [`stored`]: responses kept for `GET`/`DELETE /v1/responses/{id}` and
+//!   `previous_response_id`, written off the request path.
+//!
+//! The store sits around the translation, not in it: the route looks up a
+//! `previous_response_id` and hands its conversation to [`request::chat_request_from`], and
+//! keeps the response [`response::response`] (or the stream's final event) returns.
 //!
 //! [`Echo`]: request::Echo
 
 pub mod request;
 pub mod response;
+pub mod stored;
 pub mod stream;
 pub mod types;

@@ -33,16 +33,48 @@ pub struct Echo {
     pub metadata: Map<String, Value>,
     /// The client asked for a stream.
     pub stream: bool,
+    /// The response this one continues.
+    pub previous_response_id: Option<String>,
+    /// The response is to be stored (`store` not false, and the gateway stores responses).
+    pub store: bool,
+    /// When stored: the conversation before this response's output, as input items (the
+    /// previous response's conversation, then this request's input; never `instructions`).
+    pub input: Vec<Map<String, Value>>,
 }
 
-/// Validate a Responses request and build the native `/api/chat` request and the [`Echo`].
+/// The stored conversation a `previous_response_id` continues: the previous request's input
+/// items and its output items, in order.
+#[derive(Clone, Debug)]
+pub struct Previous {
+    pub id: String,
+    pub items: Vec<Map<String, Value>>,
+}
+
+/// Validate a Responses request that stands alone (nothing stored, nothing continued) and
+/// build the native `/api/chat` request and the [`Echo`].
 pub fn chat_request(request: ResponsesRequest) -> Result<(ChatRequest, Echo), GatewayError> {
+    chat_request_from(request, None, false)
+}
+
+/// Validate a Responses request and build the native `/api/chat` request and the [`Echo`]:
+/// after `previous`'s conversation when the request continues one (OpenAI's rule: the
+/// previous `instructions` are not carried over, this request's apply), and with the input
+/// items kept in the echo when the response is to be stored (`storing`, and `store` not false).
+pub fn chat_request_from(
+    request: ResponsesRequest,
+    previous: Option<Previous>,
+    storing: bool,
+) -> Result<(ChatRequest, Echo), GatewayError> {
     check_model(&request.model)?;
-    if request.previous_response_id.is_some() {
-        return Err(GatewayError::invalid(
-            "previous_response_id",
-            "previous_response_id: this gateway keeps no responses (no store is configured); send the whole conversation in input",
-        ));
+    match (&request.previous_response_id, &previous) {
+        (Some(_), None) => {
+            return Err(GatewayError::invalid(
+                "previous_response_id",
+                "previous_response_id: this gateway stores no responses (GATEWAY_RESPONSES_TTL is 0); send the whole conversation in input",
+            ));
+        }
+        (Some(id), Some(previous)) if *id != previous.id => return Err(GatewayError::Internal),
+        _ => {}
     }
     if request.conversation.is_some() {
         return Err(GatewayError::invalid(
@@ -95,20 +127,48 @@ pub fn chat_request(request: ResponsesRequest) -> Result<(ChatRequest, Echo), Ga
         }
     };
 
+    let store = storing && request.store != Some(false);
     let mut messages = Vec::new();
     if let Some(instructions) = request.instructions.as_deref().filter(|i| !i.is_empty()) {
         messages.push(text_message("system", instructions.to_owned()));
     }
-    match request.input {
-        ResponseInput::Text(text) => messages.push(text_message("user", text)),
+    let mut kept = Vec::new();
+    let previous_response_id = previous.as_ref().map(|p| p.id.clone());
+    if let Some(previous) = previous {
+        if store {
+            kept.extend(previous.items.iter().cloned());
+        }
+        // The stored items were checked when they were made; if one no longer converts, the
+        // fault is the stored conversation's, not this request's input.
+        convert_items(previous.items, &mut messages).map_err(|err| {
+            GatewayError::invalid(
+                "previous_response_id",
+                format!(
+                    "previous_response_id: the stored conversation cannot be continued ({err})"
+                ),
+            )
+        })?;
+    }
+    let items = match request.input {
+        ResponseInput::Text(text) => {
+            let mut item = Map::new();
+            item.insert("type".into(), Value::String("message".into()));
+            item.insert("role".into(), Value::String("user".into()));
+            item.insert("content".into(), Value::String(text));
+            vec![item]
+        }
         ResponseInput::Items(items) if items.is_empty() => {
             return Err(GatewayError::invalid(
                 "input",
                 "input: must contain at least one item",
             ));
         }
-        ResponseInput::Items(items) => convert_items(items, &mut messages)?,
+        ResponseInput::Items(items) => items,
+    };
+    if store {
+        kept.extend(items.iter().cloned());
     }
+    convert_items(items, &mut messages)?;
     let stream = request.stream.unwrap_or(false);
     let tool_choice = request
         .tool_choice
@@ -128,6 +188,9 @@ pub fn chat_request(request: ResponsesRequest) -> Result<(ChatRequest, Echo), Ga
         tools,
         metadata: request.metadata.unwrap_or_default(),
         stream,
+        previous_response_id,
+        store,
+        input: kept,
     };
     let native = ChatRequest {
         model: request.model,
@@ -337,7 +400,7 @@ fn convert_items(
                 return Err(GatewayError::invalid(
                     format!("input[{i}]"),
                     format!(
-                        "input[{i}]: item references need stored responses; this gateway keeps none"
+                        "input[{i}]: item references are not supported; continue with previous_response_id or send the items themselves"
                     ),
                 ));
             }

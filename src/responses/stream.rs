@@ -49,6 +49,9 @@ pub struct ResponsesStream {
     open: Option<Open>,
     /// Finished output items.
     output: Vec<Value>,
+    /// The response as the last event (`response.completed`, `.incomplete` or `.failed`)
+    /// carried it, until [`take_final`](Self::take_final) takes it.
+    last: Option<Value>,
 }
 
 impl ResponsesStream {
@@ -61,7 +64,18 @@ impl ResponsesStream {
             response: None,
             open: None,
             output: Vec::new(),
+            last: None,
         }
+    }
+
+    /// The echo of the request this stream answers.
+    pub fn echo(&self) -> &Echo {
+        &self.echo
+    }
+
+    /// The finished response (as its last event carried it), once, after the stream ended.
+    pub fn take_final(&mut self) -> Option<Value> {
+        self.last.take()
     }
 
     /// The events for one upstream line (which must not be an error line).
@@ -144,6 +158,7 @@ impl ResponsesStream {
                 "response.completed"
             };
             let response = self.snapshot();
+            self.last = Some(response.clone());
             self.push(&mut events, json!({"type": kind, "response": response}));
         }
         events
@@ -173,6 +188,7 @@ impl ResponsesStream {
             fail(response, code, &message);
         }
         let response = self.snapshot();
+        self.last = Some(response.clone());
         self.push(
             &mut events,
             json!({"type": "response.failed", "response": response}),

@@ -49,10 +49,13 @@ pub struct ResponsesRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
-    /// Accepted; nothing is stored (the response says `store: false`).
+    /// Keep the response (default true, as OpenAI) for `GATEWAY_RESPONSES_TTL`, for
+    /// `GET`/`DELETE /v1/responses/{id}` and `previous_response_id`; `false` keeps nothing.
     #[serde(default)]
     pub store: Option<bool>,
-    /// Refused: the gateway keeps no responses.
+    /// Continue from a stored response of the same key: its input and output come before this
+    /// request's input (its `instructions` do not carry over). Unknown, expired, deleted,
+    /// not stored or another key's: 404.
     #[serde(default)]
     pub previous_response_id: Option<String>,
     /// Refused: the gateway keeps no conversations.
@@ -293,10 +296,11 @@ pub struct Response {
     #[schema(value_type = Vec<Object>)]
     pub output: Vec<Value>,
     pub parallel_tool_calls: bool,
-    /// Always null: nothing is stored.
+    /// The response this one continues.
     pub previous_response_id: Option<String>,
     pub reasoning: ReasoningConfig,
-    /// Always false: nothing is stored.
+    /// Whether the response is stored (for `GET`/`DELETE /v1/responses/{id}` and
+    /// `previous_response_id`).
     pub store: bool,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags(
         (name = "OpenAI", description = "OpenAI-compatible API, translated to Ollama's native API"),
-        (name = "OpenAI Responses", description = "OpenAI's Responses API, translated to Ollama's native chat; nothing is stored"),
+        (name = "OpenAI Responses", description = "OpenAI's Responses API, translated to Ollama's native chat; responses are stored per key for previous_response_id, GET and DELETE"),
         (name = "Anthropic", description = "Anthropic's Messages API, translated to Ollama's native chat; errors in Anthropic's shape; the key also as `x-api-key`"),
         (name = "Simple", description = "Ollama-shaped endpoints: model list and chat"),
         (name = "Ollama native", description = "Ollama's own API, passed through with the gate in front"),

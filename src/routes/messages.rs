@@ -13,6 +13,7 @@ use bytes::BytesMut;
 
 use crate::anthropic::request::{Purpose, chat_request};
 use crate::anthropic::response;
+use crate::anthropic::stop::stop_sequences;
 use crate::anthropic::stream::MessagesStream;
 use crate::anthropic::types::{
     CountTokensRequest, Message, MessagesRequest, MessagesSseEvent, TokenCount,
@@ -64,9 +65,9 @@ pub async fn create_message(
     let started = Instant::now();
     if !stream {
         let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
-        return Ok(Json(response::message(answer)).into_response());
+        return Ok(Json(response::message(answer, stop_sequences(&native))).into_response());
     }
-    let mut translator = MessagesStream::new(&native.model);
+    let mut translator = MessagesStream::new(&native.model).with_stop_sequences(stop_sequences(&native));
     let (backends, head_audit) = (state.backends.clone(), audit.clone());
     let mut head = Box::pin(async move {
         let target = crate::backends::Target::Model(&native.model);

@@ -2,7 +2,8 @@
 //! and the document cannot drift apart.
 //!
 //! - [`v1`]: the OpenAI-compatible surface.
-//! - [`responses`]: OpenAI's Responses API, `POST /v1/responses`.
+//! - [`responses`]: OpenAI's Responses API, `POST /v1/responses`, `GET`/`DELETE
+//!   /v1/responses/{id}`.
 //! - [`messages`]: Anthropic's Messages API, `POST /v1/messages`.
 //! - [`simple`]: `GET /models` and `POST /chat`, Ollama-shaped.
 //! - [`native`]: `/api/*` passthrough.
@@ -39,6 +40,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(v1::embeddings))
         .routes(routes!(v1::list_models))
         .routes(routes!(responses::create_response))
+        .routes(routes!(responses::get_response, responses::delete_response))
         .routes(routes!(messages::create_message))
         .routes(routes!(messages::count_tokens))
         .routes(routes!(simple::models))

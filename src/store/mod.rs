@@ -8,7 +8,8 @@
 //! versioned migrations beside its code (`migrations/<engine>/`).
 //!
 //! The request path never calls into the store: keys are read into memory (and re-read when
-//! [`Store::generation`] changes), usage is written in batches by the usage recorder.
+//! [`Store::generation`] changes), usage is written in batches by the usage recorder, stored
+//! responses by their own writer ([`crate::responses::stored`]).
 
 mod sqlite;
 
@@ -186,6 +187,23 @@ pub struct HourlyTotals {
     pub total_ms: f64,
 }
 
+/// A response of `POST /v1/responses` kept for `GET`/`DELETE /v1/responses/{id}` and
+/// `previous_response_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// `resp_...`.
+    pub id: String,
+    /// The caller that made it (a stored key's id, or `config:<name>`).
+    pub owner: String,
+    /// Unix milliseconds, like `expires`.
+    pub created: i64,
+    pub expires: i64,
+    /// The conversation before the response's output (Responses input items), a JSON array.
+    pub input: String,
+    /// The response object, JSON.
+    pub response: String,
+}
+
 /// The engines this build has.
 #[derive(Clone)]
 enum Engine {
@@ -334,6 +352,38 @@ impl Store {
     /// Delete usage records older than `before` (Unix milliseconds); hourly totals stay.
     pub async fn prune_usage(&self, before: i64) -> Result<u64, StoreError> {
         on_engine!(self, s => s.prune_usage(before).await)
+    }
+
+    /// Write stored responses in one transaction (a response already there is replaced, so a
+    /// batch may be written again after a failure).
+    pub async fn insert_responses(&self, batch: &[StoredResponse]) -> Result<(), StoreError> {
+        on_engine!(self, s => s.insert_responses(batch).await)
+    }
+
+    /// The response `id` made by `owner`, unless it expired by `now` (Unix milliseconds).
+    pub async fn response(
+        &self,
+        id: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        on_engine!(self, s => s.response(id, owner, now).await)
+    }
+
+    /// Delete the response `id` made by `owner` (unless it expired by `now`); whether there was
+    /// one.
+    pub async fn delete_response(
+        &self,
+        id: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        on_engine!(self, s => s.delete_response(id, owner, now).await)
+    }
+
+    /// Delete the responses expired by `now` (Unix milliseconds); how many.
+    pub async fn prune_responses(&self, now: i64) -> Result<u64, StoreError> {
+        on_engine!(self, s => s.prune_responses(now).await)
     }
 }
 

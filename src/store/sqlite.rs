@@ -1,6 +1,8 @@
 //! The SQLite engine: one file, WAL journal (readers never wait on the writer), a short busy
 //! timeout (a locked file turns into an error, not a hang).
 
+mod responses;
+
 use std::str::FromStr;
 use std::time::Duration;
 

@@ -63,10 +63,17 @@ async fn non_streamed_message_translates_both_ways() {
     assert_eq!(out["stop_reason"], "end_turn");
     let trailer = fixture_lines("chat/text.ndjson").pop().unwrap();
     assert_eq!(out["usage"]["input_tokens"], trailer["prompt_eval_count"]);
-    assert_eq!(out["usage"]["output_tokens"], trailer["eval_count"]);
+    // With stop sequences the fake counts as Ollama does: each of its 6 tokens (lines) and
+    // the end-of-turn token (fake-ollama/src/stop.rs).
+    assert_eq!(out["usage"]["output_tokens"], 7);
+    assert_eq!(out["stop_sequence"], Value::Null);
 
     let upstream = env.last_upstream_body("/api/chat");
     assert_eq!(upstream["stream"], false);
+    assert_eq!(
+        upstream["logprobs"], true,
+        "to tell which stop sequence matched"
+    );
     assert_eq!(upstream["options"]["num_predict"], 1024);
     assert_eq!(upstream["options"]["temperature"], 0.3);
     assert_eq!(upstream["options"]["stop"], json!(["\n\n"]));
@@ -435,4 +442,81 @@ async fn a_slow_first_token_gets_the_stream_started_with_pings() {
     let (name, last) = events.last().unwrap();
     assert_eq!(name, "error", "{names:?}");
     assert_anthropic_error(last, "timeout_error");
+}
+
+/// The fake answers "The", " sky is", " blue because", " of Rayleigh", " scattering", "." and
+/// applies stop sequences as Ollama's runner does (fake-ollama/src/stop.rs; held to the real
+/// server's recordings in fixtures/recorded/chat-stop-*).
+#[tokio::test]
+async fn a_stop_sequence_is_reported_with_the_sequence_that_matched() {
+    let env = Env::start().await;
+    let cases = [
+        // Inside one token: certain.
+        (
+            json!(["nowhere", "Rayleigh"]),
+            "The sky is blue because of ",
+            "stop_sequence",
+            json!("Rayleigh"),
+        ),
+        // Over two tokens, from inside the first: certain.
+        (
+            json!(["blue because of"]),
+            "The sky is ",
+            "stop_sequence",
+            json!("blue because of"),
+        ),
+        // Two whole tokens dropped: certain.
+        (
+            json!([" blue because of Rayleigh"]),
+            "The sky is",
+            "stop_sequence",
+            json!(" blue because of Rayleigh"),
+        ),
+        // Exactly one whole token: cannot be told from the end of the turn (README).
+        (
+            json!([" scattering"]),
+            "The sky is blue because of Rayleigh",
+            "end_turn",
+            Value::Null,
+        ),
+        // None matched.
+        (
+            json!(["xyzzy"]),
+            "The sky is blue because of Rayleigh scattering.",
+            "end_turn",
+            Value::Null,
+        ),
+    ];
+    for (stops, text, reason, sequence) in cases {
+        let mut body = request("llama3.2");
+        body["stop_sequences"] = stops.clone();
+        let (status, out) = post_json(&env, "/v1/messages", &body).await;
+        assert_eq!(status, 200, "{out}");
+        assert_eq!(out["content"][0]["text"], text, "{stops}");
+        assert_eq!(out["stop_reason"], reason, "{stops}");
+        assert_eq!(out["stop_sequence"], sequence, "{stops}");
+        assert!(out.get("logprobs").is_none() && !out.to_string().contains("logprob"));
+
+        let events = stream(&env, &body).await;
+        assert_eq!(deltas(&events, "text_delta", "text"), text, "{stops}");
+        let (_, delta) = events.iter().find(|(n, _)| n == "message_delta").unwrap();
+        assert_eq!(
+            delta["delta"],
+            json!({"stop_reason": reason, "stop_sequence": sequence}),
+            "{stops}"
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|(_, e)| e.to_string().contains("logprob"))
+        );
+    }
+    // Without stop sequences nothing extra is asked of Ollama.
+    let (status, _) = post_json(&env, "/v1/messages", &request("llama3.2")).await;
+    assert_eq!(status, 200);
+    assert!(
+        env.last_upstream_body("/api/chat")
+            .get("logprobs")
+            .is_none()
+    );
 }

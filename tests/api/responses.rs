@@ -80,7 +80,8 @@ async fn non_streamed_response_translates_both_ways() {
         )
     );
     assert_eq!(out["metadata"], json!({"ticket": "42"}));
-    assert_eq!(out["store"], false, "nothing is kept");
+    assert_eq!(out["store"], true, "kept, as OpenAI's default");
+    assert_eq!(out["previous_response_id"], Value::Null);
     assert_eq!(out["instructions"], "Answer briefly.");
 
     let upstream = env.last_upstream_body("/api/chat");
@@ -331,10 +332,6 @@ async fn invalid_requests_are_refused_with_the_field_named() {
         (json!({"model": "llama3.2"}), None),
         (json!({"model": "llama3.2", "input": 5}), Some("input")),
         (
-            json!({"model": "llama3.2", "input": "hi", "previous_response_id": "resp_1"}),
-            Some("previous_response_id"),
-        ),
-        (
             json!({"model": "llama3.2", "input": "hi", "max_output_tokens": 0}),
             Some("max_output_tokens"),
         ),
@@ -485,4 +482,496 @@ async fn both_surfaces_are_in_the_metrics() {
         delta("gateway_prompt_tokens_total", &ours),
         4.0 * trailer["prompt_eval_count"].as_f64().unwrap()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored responses: previous_response_id, GET and DELETE /v1/responses/{id}
+// ---------------------------------------------------------------------------------------------
+
+/// A second configured key (named `key-2`).
+const OTHER_KEY: &str = "test-key-2";
+
+async fn two_keys() -> Env {
+    Env::with(|c| {
+        c.api_keys
+            .push(ollama_gateway::config::Secret::new(OTHER_KEY))
+    })
+    .await
+}
+
+/// The native messages Ollama received last, as (role, content) pairs.
+fn upstream_turns(env: &Env) -> Vec<(String, String)> {
+    env.last_upstream_body("/api/chat")["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn turns(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(r, c)| ((*r).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+async fn call(
+    env: &Env,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = env.client.request(method, env.url(path)).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    read_json(request.send().await.unwrap()).await
+}
+
+fn assert_not_found(status: u16, out: &Value, code: &str) {
+    assert_eq!(status, 404, "{out}");
+    assert_eq!(out["error"]["type"], "invalid_request_error", "{out}");
+    assert_eq!(out["error"]["code"], code, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found")
+    );
+}
+
+#[tokio::test]
+async fn a_three_turn_chain_with_previous_response_id_then_get_and_delete() {
+    let env = Env::start().await;
+    let answer = fixture_text("chat/text.ndjson");
+    // Turn 1, with instructions.
+    let mut body = request("llama3.2");
+    body["instructions"] = json!("Answer briefly.");
+    let (status, first) = env.post_json("/v1/responses", &body).await;
+    assert_eq!(status, 200, "{first}");
+    let id1 = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(first["store"], true);
+
+    // Turn 2 continues it with new instructions: the old ones are not carried over.
+    let body = json!({"model": "llama3.2", "previous_response_id": id1,
+        "instructions": "Answer in French.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "And at sunset?"}]}]});
+    let (status, second) = env.post_json("/v1/responses", &body).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["previous_response_id"], id1.as_str());
+    assert_eq!(second["instructions"], "Answer in French.");
+    assert_eq!(
+        upstream_turns(&env),
+        turns(&[
+            ("system", "Answer in French."),
+            ("user", "Why is the sky blue?"),
+            ("assistant", &answer),
+            ("user", "And at sunset?"),
+        ])
+    );
+    let id2 = second["id"].as_str().unwrap().to_owned();
+
+    // Turn 3, streamed, without instructions: the whole chain, and no system message.
+    let events = stream(
+        &env,
+        &json!({"model": "llama3.2", "previous_response_id": id2, "input": "Thanks!"}),
+    )
+    .await;
+    assert_eq!(
+        upstream_turns(&env),
+        turns(&[
+            ("user", "Why is the sky blue?"),
+            ("assistant", &answer),
+            ("user", "And at sunset?"),
+            ("assistant", &answer),
+            ("user", "Thanks!"),
+        ])
+    );
+    let (name, completed) = events.last().unwrap();
+    assert_eq!(name, "response.completed");
+    let third = completed["response"].clone();
+    assert_eq!(third["previous_response_id"], id2.as_str());
+    assert_eq!(third["store"], true);
+    let id3 = third["id"].as_str().unwrap().to_owned();
+
+    // GET answers exactly what the create returned (the stream's as its last event had it).
+    for (id, created) in [(&id1, &first), (&id2, &second), (&id3, &third)] {
+        let (status, got) = env.get_json(&format!("/v1/responses/{id}")).await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(&got, created, "GET {id}");
+    }
+
+    // DELETE answers OpenAI's deletion object; then the response is gone everywhere.
+    let (status, deleted) = call(
+        &env,
+        KEY,
+        reqwest::Method::DELETE,
+        &format!("/v1/responses/{id2}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(
+        deleted,
+        json!({"id": id2, "object": "response", "deleted": true})
+    );
+    let (status, out) = env.get_json(&format!("/v1/responses/{id2}")).await;
+    assert_not_found(status, &out, "response_not_found");
+    let (status, out) = call(
+        &env,
+        KEY,
+        reqwest::Method::DELETE,
+        &format!("/v1/responses/{id2}"),
+        None,
+    )
+    .await;
+    assert_not_found(status, &out, "response_not_found");
+    let calls = env.upstream_calls("/api/chat");
+    let (status, out) = env
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "llama3.2", "previous_response_id": id2, "input": "again"}),
+        )
+        .await;
+    assert_not_found(status, &out, "previous_response_not_found");
+    assert_eq!(out["error"]["param"], "previous_response_id");
+    assert_eq!(
+        out["error"]["message"],
+        format!("Previous response with id '{id2}' not found.")
+    );
+    assert_eq!(
+        env.upstream_calls("/api/chat"),
+        calls,
+        "nothing went upstream"
+    );
+    // A later response holds its whole conversation: deleting an earlier one does not break it.
+    let (status, _) = env
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "llama3.2", "previous_response_id": id3, "input": "Bye"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(upstream_turns(&env).len(), 7);
+}
+
+#[tokio::test]
+async fn a_function_call_round_trip_continues_from_the_stored_call() {
+    let env = Env::start().await;
+    let body = json!({"model": "llama3.2", "input": "Weather in Tokyo and Paris?",
+        "tools": [{"type": "function", "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]});
+    let (status, first) = env.post_json("/v1/responses", &body).await;
+    assert_eq!(status, 200, "{first}");
+    let calls = items(&first, "function_call");
+    assert_eq!(calls.len(), 2, "{first}");
+    let outputs: Vec<Value> = calls
+        .iter()
+        .zip(["sunny", "rain"])
+        .map(|(c, out)| json!({"type": "function_call_output", "call_id": c["call_id"], "output": out}))
+        .collect();
+    let body = json!({"model": "llama3.2", "previous_response_id": first["id"], "input": outputs,
+        "tools": body["tools"]});
+    let (status, second) = env.post_json("/v1/responses", &body).await;
+    assert_eq!(status, 200, "{second}");
+    let upstream = env.last_upstream_body("/api/chat");
+    let messages = upstream["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4, "{upstream}");
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["tool_calls"].as_array().unwrap().len(), 2);
+    assert_eq!(messages[2]["role"], "tool");
+    assert_eq!(messages[2]["tool_name"], "get_weather");
+    assert_eq!(messages[2]["tool_call_id"], calls[0]["call_id"]);
+    assert_eq!(messages[3]["content"], "rain");
+    assert_eq!(
+        items(&second, "message").len(),
+        1,
+        "a text answer to the tool results"
+    );
+}
+
+#[tokio::test]
+async fn another_key_is_told_the_response_does_not_exist() {
+    let env = two_keys().await;
+    let (status, mine) = env.post_json("/v1/responses", &request("llama3.2")).await;
+    assert_eq!(status, 200);
+    let id = mine["id"].as_str().unwrap();
+    let path = format!("/v1/responses/{id}");
+    let (status, out) = call(&env, OTHER_KEY, reqwest::Method::GET, &path, None).await;
+    assert_not_found(status, &out, "response_not_found");
+    let (status, out) = call(&env, OTHER_KEY, reqwest::Method::DELETE, &path, None).await;
+    assert_not_found(status, &out, "response_not_found");
+    let body = json!({"model": "llama3.2", "previous_response_id": id, "input": "hi"});
+    let (status, out) = call(
+        &env,
+        OTHER_KEY,
+        reqwest::Method::POST,
+        "/v1/responses",
+        Some(&body),
+    )
+    .await;
+    assert_not_found(status, &out, "previous_response_not_found");
+    // Still there for its own key.
+    let (status, got) = env.get_json(&path).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, mine);
+    // Without a key: 401 before anything is looked up.
+    let response = env.client.get(env.url(&path)).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn store_false_keeps_nothing() {
+    let env = Env::start().await;
+    for streamed in [false, true] {
+        let mut body = request("llama3.2");
+        body["store"] = json!(false);
+        let response = if streamed {
+            let events = stream(&env, &body).await;
+            events.last().unwrap().1["response"].clone()
+        } else {
+            let (status, out) = env.post_json("/v1/responses", &body).await;
+            assert_eq!(status, 200);
+            out
+        };
+        assert_eq!(response["store"], false);
+        let id = response["id"].as_str().unwrap();
+        let (status, out) = env.get_json(&format!("/v1/responses/{id}")).await;
+        assert_not_found(status, &out, "response_not_found");
+        let (status, out) = env
+            .post_json(
+                "/v1/responses",
+                &json!({"model": "llama3.2", "previous_response_id": id, "input": "more"}),
+            )
+            .await;
+        assert_not_found(status, &out, "previous_response_not_found");
+    }
+    assert_eq!(env.state.responses.unwritten(), 0);
+}
+
+#[tokio::test]
+async fn with_a_ttl_of_zero_nothing_is_stored_and_previous_response_id_is_a_400() {
+    let env = Env::with(|c| c.responses_ttl = Duration::ZERO).await;
+    let (status, out) = env.post_json("/v1/responses", &request("llama3.2")).await;
+    assert_eq!(status, 200);
+    assert_eq!(out["store"], false);
+    let id = out["id"].as_str().unwrap();
+    let (status, got) = env.get_json(&format!("/v1/responses/{id}")).await;
+    assert_not_found(status, &got, "response_not_found");
+    let (status, out) = env
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "llama3.2", "previous_response_id": id, "input": "more"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{out}");
+    assert_eq!(out["error"]["param"], "previous_response_id");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GATEWAY_RESPONSES_TTL")
+    );
+}
+
+/// A gateway on `db` (a new fake in front), as a restarted gateway would start.
+async fn restarted(
+    db: &str,
+    clock: std::sync::Arc<dyn ollama_gateway::usage::clock::Clock>,
+) -> Env {
+    let fake = fake_ollama::FakeOllama::start(fake_ollama::FakeConfig::default())
+        .await
+        .unwrap();
+    let mut config = test_config(&fake);
+    config.db = db.to_owned();
+    config.responses_ttl = Duration::from_secs(3600);
+    Env::serve(fake, config, clock).await
+}
+
+#[tokio::test]
+async fn expired_responses_are_not_answered_and_are_swept() {
+    use chrono::TimeZone;
+    use ollama_gateway::usage::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(
+        chrono::Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+    ));
+    let env = Env::with_clock(fake_ollama::FakeConfig::default(), clock.clone(), |c| {
+        c.responses_ttl = Duration::from_secs(3600);
+    })
+    .await;
+    let (_, old) = env.post_json("/v1/responses", &request("llama3.2")).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    clock.advance(chrono::Duration::minutes(50));
+    let (_, young) = env.post_json("/v1/responses", &request("llama3.2")).await;
+    let young_id = young["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.get_json(&format!("/v1/responses/{old_id}")).await.0,
+        200
+    );
+    // 70 minutes after the first: it expired (whether written yet or not), the second did not.
+    clock.advance(chrono::Duration::minutes(20));
+    let (status, out) = env.get_json(&format!("/v1/responses/{old_id}")).await;
+    assert_not_found(status, &out, "response_not_found");
+    let (status, out) = env
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "llama3.2", "previous_response_id": old_id, "input": "more"}),
+        )
+        .await;
+    assert_not_found(status, &out, "previous_response_not_found");
+    assert_eq!(
+        env.get_json(&format!("/v1/responses/{young_id}")).await.0,
+        200
+    );
+
+    // Written out as on shutdown; the row is still in the file until a sweep.
+    env.state.responses.close().await;
+    let db = env.state.config.db.clone();
+    let store = ollama_gateway::store::Store::open(&db).await.unwrap();
+    assert!(
+        store
+            .response(&old_id, "config:key-1", i64::MIN)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A gateway that starts sweeps: the expired row is deleted, the other kept.
+    let again = restarted(&db, clock.clone()).await;
+    let mut swept = false;
+    for _ in 0..100 {
+        if store
+            .response(&old_id, "config:key-1", i64::MIN)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(swept, "the expired response was deleted at start");
+    assert!(
+        store
+            .response(&young_id, "config:key-1", i64::MIN)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        again.get_json(&format!("/v1/responses/{young_id}")).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn stored_responses_survive_a_restart() {
+    let env = Env::start().await;
+    let (_, whole) = env.post_json("/v1/responses", &request("llama3.2")).await;
+    let events = stream(&env, &request("qwen3")).await;
+    let streamed = events.last().unwrap().1["response"].clone();
+    env.state.responses.close().await;
+    assert_eq!(
+        env.state.responses.unwritten(),
+        0,
+        "written out before exit"
+    );
+    let clock: std::sync::Arc<dyn ollama_gateway::usage::clock::Clock> =
+        std::sync::Arc::new(ollama_gateway::usage::clock::SystemClock);
+    let again = restarted(&env.state.config.db, clock).await;
+    for response in [&whole, &streamed] {
+        let id = response["id"].as_str().unwrap();
+        let (status, got) = again.get_json(&format!("/v1/responses/{id}")).await;
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(&got, response);
+    }
+    // And the conversation continues there, reasoning included.
+    let id = streamed["id"].as_str().unwrap();
+    let (status, _) = again
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "qwen3", "previous_response_id": id, "input": "more"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let upstream = again.last_upstream_body("/api/chat");
+    assert_eq!(upstream["messages"][1]["role"], "assistant");
+    assert_eq!(
+        upstream["messages"][1]["thinking"],
+        fixture_field("chat/thinking.ndjson", "thinking")
+    );
+}
+
+/// Hold the database's write lock from another connection until the returned one is dropped.
+async fn lock(db: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(db).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// The race a client creates: it continues from a response the moment the create answered, so
+/// the write cannot have landed yet. Holding the database's lock makes sure it has not.
+#[tokio::test]
+async fn continuing_at_once_works_before_the_write_has_landed() {
+    let env = Env::start().await;
+    let db = env.state.config.db.clone();
+    let held = lock(&db).await;
+    let started = std::time::Instant::now();
+    let (status, first) = env.post_json("/v1/responses", &request("llama3.2")).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "the create does not wait on the database"
+    );
+    let id = first["id"].as_str().unwrap().to_owned();
+    // Streamed too: the id is known from the last event.
+    let events = stream(
+        &env,
+        &json!({"model": "llama3.2", "previous_response_id": id, "input": "and?"}),
+    )
+    .await;
+    let second = events.last().unwrap().1["response"].clone();
+    assert_eq!(second["previous_response_id"], id.as_str());
+    assert_eq!(upstream_turns(&env).len(), 3, "turn 1 was found");
+    let id2 = second["id"].as_str().unwrap().to_owned();
+    let (status, out) = env
+        .post_json(
+            "/v1/responses",
+            &json!({"model": "llama3.2", "previous_response_id": id2, "input": "more"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(upstream_turns(&env).len(), 5, "turn 2 was found");
+    let (status, got) = env.get_json(&format!("/v1/responses/{id2}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, second);
+    assert!(
+        env.state.responses.unwritten() >= 1,
+        "nothing could be written yet"
+    );
+    drop(held);
+    // Once the database is free, the writer catches up and the rows are in the file.
+    for _ in 0..200 {
+        if env.state.responses.unwritten() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.state.responses.unwritten(), 0);
+    let store = ollama_gateway::store::Store::open(&db).await.unwrap();
+    for id in [&id, &id2] {
+        let row = store.response(id, "config:key-1", i64::MIN).await.unwrap();
+        assert!(row.is_some(), "{id} landed");
+    }
 }

@@ -14,6 +14,7 @@ import httpx
 MSG = [{"role": "user", "content": "hello"}]
 # Four tokens are enough to show the framing (first, middle and last lines).
 OPT = {"seed": 42, "temperature": 0, "num_predict": 4}
+STOP_OPT = {"seed": 42, "temperature": 0, "num_predict": 8}
 
 # name: (method, path, body); body None = no body, str = sent as raw text.
 CASES: dict[str, tuple[str, str, object]] = {
@@ -45,7 +46,18 @@ CASES: dict[str, tuple[str, str, object]] = {
     "v1-models": ("GET", "/v1/models", None),
     "v1-embeddings": ("POST", "/v1/embeddings", {"model": "tiny-embed", "input": "hello"}),
     "v1-error-unknown-model": ("POST", "/v1/chat/completions", {"model": "nope", "messages": MSG}),
+    # Stop sequences, with logprobs (what the gateway asks for to tell a stop sequence from the
+    # end of the turn; src/anthropic/stop.rs). The tokens are " back", " well", " out", ...
+    "chat-stop-none": ("POST", "/api/chat", {"model": "tiny", "messages": MSG, "logprobs": True, "options": STOP_OPT}),
+    "chat-stop-inside": ("POST", "/api/chat", {"model": "tiny", "messages": MSG, "logprobs": True, "options": {**STOP_OPT, "stop": ["ell"]}}),
+    "chat-stop-across": ("POST", "/api/chat", {"model": "tiny", "messages": MSG, "logprobs": True, "options": {**STOP_OPT, "stop": ["well out"]}}),
+    "chat-stop-whole-tokens": ("POST", "/api/chat", {"model": "tiny", "messages": MSG, "logprobs": True, "options": {**STOP_OPT, "stop": [" well out"]}}),
+    "chat-stop-one-token": ("POST", "/api/chat", {"model": "tiny", "messages": MSG, "logprobs": True, "options": {**STOP_OPT, "stop": [" well"]}}),
+    "chat-stop-whole": ("POST", "/api/chat", {"model": "tiny", "messages": MSG, "logprobs": True, "stream": False, "options": {**STOP_OPT, "stop": ["ell"]}}),
 }
+
+# The stop cases: the tokens of chat-stop-none, each case cutting them in its own way.
+STOP_CASES = [c for c in CASES if c.startswith("chat-stop-")]
 
 # The fake's model of the same kind (fixtures/README.md).
 FAKE_MODELS = {"tiny": "llama3.2", "tiny-embed": "all-minilm"}

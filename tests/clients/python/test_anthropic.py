@@ -113,3 +113,41 @@ def test_upstream_failure_mid_stream_raises(claude: anthropic.Anthropic) -> None
             for _ in stream:
                 pass
     assert "error" in str(caught.value.message).lower()
+
+
+def test_stop_sequence(claude: anthropic.Anthropic) -> None:
+    # The fake streams the sky answer as "The", " sky is", " blue because", " of Rayleigh", ...
+    # and applies stop sequences as Ollama's runner does (fake-ollama/src/stop.rs).
+    ask = [{"role": "user", "content": "Why is the sky blue?"}]
+    message = claude.messages.create(
+        model="llama3.2", max_tokens=256, stop_sequences=["nowhere", "Rayleigh"], messages=ask
+    )
+    assert message.stop_reason == "stop_sequence"
+    assert message.stop_sequence == "Rayleigh"
+    assert message.content[0].text == "The sky is blue because of "
+    # Streamed, a sequence over two of Ollama's tokens: in message_delta.
+    with claude.messages.stream(
+        model="llama3.2", max_tokens=256, stop_sequences=["blue because of"], messages=ask
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "The sky is "
+    assert final.stop_reason == "stop_sequence"
+    assert final.stop_sequence == "blue because of"
+    # No stop sequence matched: the end of the turn.
+    message = claude.messages.create(model="llama3.2", max_tokens=256, stop_sequences=["xyzzy"], messages=ask)
+    assert message.stop_reason == "end_turn" and message.stop_sequence is None
+    assert message.content[0].text == SKY
+
+
+def test_a_stop_sequence_that_is_exactly_one_token_reads_as_end_turn(claude: anthropic.Anthropic) -> None:
+    # Ollama drops the token " scattering" whole and shows nothing of it: the end-of-turn token
+    # looks the same, so the gateway does not claim a stop sequence it cannot see (README).
+    message = claude.messages.create(
+        model="llama3.2",
+        max_tokens=256,
+        stop_sequences=[" scattering"],
+        messages=[{"role": "user", "content": "Why is the sky blue?"}],
+    )
+    assert message.content[0].text == "The sky is blue because of Rayleigh"
+    assert message.stop_reason == "end_turn" and message.stop_sequence is None

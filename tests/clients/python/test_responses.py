@@ -107,10 +107,11 @@ def test_reasoning(client: openai.OpenAI) -> None:
     assert response.output_text == QWEN_ANSWER
 
 
-def test_previous_response_id_is_refused(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
+def test_an_unknown_previous_response_id_is_not_found(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model="llama3.2", input="And then?", previous_response_id="resp_123")
     assert caught.value.param == "previous_response_id"
+    assert caught.value.code == "previous_response_not_found"
 
 
 def test_upstream_failure_mid_stream_is_response_failed(client: openai.OpenAI) -> None:
@@ -141,3 +142,82 @@ def test_agents_sdk_runs_a_tool_agent_to_completion(base_url: str, api_key: str)
     result = agents.Runner.run_sync(agent, ASK)
     assert cities == ["Tokyo", "Paris"], "the agent ran the tool for both calls"
     assert result.final_output == SKY
+
+
+def upstream_chat_with(fake_url: str, marker: str) -> dict:
+    """The last /api/chat request the fake Ollama received whose messages mention `marker`."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{fake_url}/_fake/requests", timeout=10) as response:
+        requests = json.load(response)
+    chats = [
+        r["body"]
+        for r in requests
+        if r["path"].startswith("/api/chat") and marker in json.dumps(r["body"].get("messages", []))
+    ]
+    assert chats, f"no upstream chat mentions {marker!r}"
+    return chats[-1]
+
+
+def test_previous_response_id_retrieve_and_delete(client: openai.OpenAI, fake_url: str) -> None:
+    import uuid
+
+    marker = f"turn-{uuid.uuid4()}"
+    first = client.responses.create(
+        model="llama3.2", input=f"Why is the sky blue? ({marker})", instructions="Answer in one sentence."
+    )
+    assert first.store is True
+    second = client.responses.create(model="llama3.2", previous_response_id=first.id, input="And at sunset?")
+    assert second.previous_response_id == first.id
+    assert second.output_text == SKY
+    # Ollama got the whole conversation; the first turn's instructions are not carried over.
+    messages = upstream_chat_with(fake_url, marker)["messages"]
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", f"Why is the sky blue? ({marker})"),
+        ("assistant", SKY),
+        ("user", "And at sunset?"),
+    ]
+
+    # A streamed continuation is stored as its last event had it.
+    with client.responses.stream(model="llama3.2", previous_response_id=second.id, input="Thanks!") as stream:
+        third = stream.get_final_response()
+    assert third.previous_response_id == second.id
+    assert len(upstream_chat_with(fake_url, marker)["messages"]) == 5
+
+    for made in (first, second):
+        assert client.responses.retrieve(made.id).model_dump() == made.model_dump()
+    # The stream helper's final response carries fields of its own (`parsed`): compare the rest.
+    got = client.responses.retrieve(third.id)
+    assert (got.id, got.status, got.output_text, got.previous_response_id, got.usage) == (
+        third.id, third.status, third.output_text, third.previous_response_id, third.usage
+    )
+
+    assert client.responses.delete(second.id) is None  # the SDK returns nothing for the deletion object
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(second.id)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(model="llama3.2", previous_response_id=second.id, input="again")
+    assert caught.value.code == "previous_response_not_found"
+    assert caught.value.param == "previous_response_id"
+    # The third response holds the whole conversation: it still continues.
+    fourth = client.responses.create(model="llama3.2", previous_response_id=third.id, input="Bye")
+    assert fourth.output_text == SKY
+
+
+def test_store_false_is_not_kept(client: openai.OpenAI) -> None:
+    response = client.responses.create(model="llama3.2", input="Why is the sky blue?", store=False)
+    assert response.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="llama3.2", previous_response_id=response.id, input="more")
+
+
+def test_another_key_cannot_see_a_response(client: openai.OpenAI, make_client, limited_key: str) -> None:
+    response = client.responses.create(model="llama3.2", input="Why is the sky blue?")
+    other = make_client(limited_key)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(response.id)
+    assert client.responses.retrieve(response.id).id == response.id
