@@ -44,6 +44,18 @@ source tests/support/setup.sh
 run_suite "machine setup" setup_machine || { print_summary; exit 1; }
 
 run_suite "cargo test" cargo test --workspace --all-targets
+
+# The integration tests again with every gateway's store on a real PostgreSQL server
+# (tests/support/postgres.sh: a new cluster on a free loopback port, removed afterwards).
+source tests/support/postgres.sh
+run_postgres_suite() {
+    start_postgres || return 1
+    cargo test --test api
+    local status=$?
+    stop_postgres
+    return "$status"
+}
+run_suite "cargo test (PostgreSQL)" run_postgres_suite
 run_suite "build binaries" cargo build --bins || { print_summary; exit 1; }
 
 source tests/support/servers.sh

@@ -2,15 +2,19 @@
 //! runs SQL.
 //!
 //! [`Store`] is one type over every engine, chosen by the scheme of `GATEWAY_DB`: `sqlite://`
-//! today; `postgres://` is recognised and refused with a clear message until the PostgreSQL
-//! engine exists (it will be one more [`Engine`] variant with its own migrations, the way
-//! atuin keeps one implementation per engine behind one interface). Each engine keeps its
-//! versioned migrations beside its code (`migrations/<engine>/`).
+//! (one file, the default) or `postgres://` (one database for several replicas). Each engine
+//! is one [`Engine`] variant with its own SQL and its own versioned migrations beside its code
+//! (`migrations/<engine>/`), the way atuin keeps one implementation per engine behind one
+//! interface; what the engines share is in [`rows`] (reading rows) and [`batch`] (summing and
+//! cutting a batch of usage records).
 //!
 //! The request path never calls into the store: keys are read into memory (and re-read when
 //! [`Store::generation`] changes), usage is written in batches by the usage recorder, stored
 //! responses by their own writer ([`crate::responses::stored`]).
 
+mod batch;
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::fmt;
@@ -170,6 +174,46 @@ impl UsageRecord {
     }
 }
 
+impl KeyPatch {
+    /// Make the change to `key` (in memory; the engine writes the result).
+    pub fn apply(&self, key: &mut KeyRecord) {
+        let s = &mut key.settings;
+        if let Some(name) = &self.name {
+            key.name.clone_from(name);
+        }
+        if let Some(enabled) = self.enabled {
+            key.enabled = enabled;
+        }
+        if let Some(expires) = self.expires {
+            key.expires = expires;
+        }
+        if let Some(models) = &self.models {
+            s.models.clone_from(models);
+        }
+        if let Some(v) = self.rate_limit {
+            s.rate_limit = v;
+        }
+        if let Some(v) = self.burst {
+            s.burst = v;
+        }
+        if let Some(v) = self.max_concurrent {
+            s.max_concurrent = v;
+        }
+        if let Some(v) = self.admin {
+            s.admin = v;
+        }
+        if let Some(v) = self.daily_token_quota {
+            s.daily_token_quota = v;
+        }
+        if let Some(v) = self.monthly_token_quota {
+            s.monthly_token_quota = v;
+        }
+        if let Some(v) = self.hard_quota {
+            s.hard_quota = v;
+        }
+    }
+}
+
 /// Hourly totals, kept after the records themselves are deleted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HourlyTotals {
@@ -208,13 +252,14 @@ pub struct StoredResponse {
 #[derive(Clone)]
 enum Engine {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
 /// The database behind `GATEWAY_DB`. Cheap to clone (a connection pool).
 #[derive(Clone)]
 pub struct Store {
     engine: Engine,
-    /// The URL, for messages (an SQLite URL holds no password).
+    /// The URL, for messages (shown with its password redacted).
     url: String,
 }
 
@@ -242,6 +287,7 @@ macro_rules! on_engine {
     ($self:ident, $store:ident => $call:expr) => {
         match &$self.engine {
             Engine::Sqlite($store) => $call,
+            Engine::Postgres($store) => $call,
         }
     };
 }
@@ -253,14 +299,10 @@ impl Store {
         let scheme = url.split(':').next().unwrap_or_default();
         let engine = match scheme {
             "sqlite" => Engine::Sqlite(sqlite::SqliteStore::open(url).await?),
-            "postgres" | "postgresql" => {
-                return Err(StoreError::Unsupported(
-                    "PostgreSQL is not supported yet; use a sqlite:// URL".into(),
-                ));
-            }
+            "postgres" | "postgresql" => Engine::Postgres(postgres::PostgresStore::open(url).await?),
             _ => {
                 return Err(StoreError::Unsupported(format!(
-                    "'{}' is not a database URL this gateway knows (use sqlite://PATH)",
+                    "'{}' is not a database URL this gateway knows (use sqlite://PATH or postgres://USER:PASSWORD@HOST/DATABASE)",
                     redact(url)
                 )));
             }

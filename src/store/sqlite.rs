@@ -6,92 +6,25 @@ mod responses;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::batch::{
+    self, HOURLY_COLUMNS, HOURLY_UPSERT_HEAD, HOURLY_UPSERT_TAIL, MultiRowInsert, Placeholders,
+    USAGE_COLUMNS, USAGE_INSERT_HEAD, statement_pieces,
 };
-use sqlx::{Row, SqlitePool};
+use super::rows::{self, to_i64, to_u64, unavailable, write_error};
+use super::{HourlyTotals, KeyPatch, KeyRecord, NewKey, Role, StoreError, UsageRecord, User};
 
-use super::{
-    HourlyTotals, KeyPatch, KeyRecord, KeySettings, NewKey, Role, StoreError, UsageRecord, User,
-};
-
-/// The row counts a multi-row INSERT is built with, largest first (14 parameters a usage row,
-/// well under SQLite's limit of 32,766 a statement). A batch is cut into pieces of these sizes
-/// only, so each table has at most five distinct statements, each parsed once per connection and
-/// then taken from the statement cache: parsing a statement of a new length every batch was the
-/// larger part of what recording usage cost.
-const ROWS_PER_STATEMENT: [usize; 5] = [256, 64, 16, 4, 1];
-
-/// A multi-row INSERT, its text made once for each of the [`ROWS_PER_STATEMENT`] sizes.
-struct MultiRowInsert {
-    head: &'static str,
-    columns: usize,
-    tail: &'static str,
-    texts: std::sync::OnceLock<[String; ROWS_PER_STATEMENT.len()]>,
-}
-
-impl MultiRowInsert {
-    const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
-        Self {
-            head,
-            columns,
-            tail,
-            texts: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The statement for `rows` rows, which must be one of [`ROWS_PER_STATEMENT`] (what
-    /// [`statement_pieces`] hands out).
-    fn sql(&self, rows: usize) -> Result<&str, StoreError> {
-        let texts = self.texts.get_or_init(|| {
-            ROWS_PER_STATEMENT.map(|size| {
-                let row = format!("({})", vec!["?"; self.columns].join(", "));
-                format!(
-                    "{} VALUES {}{}",
-                    self.head,
-                    vec![row; size].join(", "),
-                    self.tail
-                )
-            })
-        });
-        ROWS_PER_STATEMENT
-            .iter()
-            .position(|size| *size == rows)
-            .and_then(|at| texts.get(at))
-            .map(String::as_str)
-            .ok_or_else(|| {
-                StoreError::Unavailable(format!("no {rows}-row statement for {}", self.head))
-            })
-    }
-}
-
-static USAGE_INSERT: MultiRowInsert = MultiRowInsert::new(
-    "INSERT INTO usage (at, key_id, key_name, user_name, model, route, status, error, prompt_tokens, completion_tokens, total_ms, upstream_ms, ttft_ms, load_ms)",
-    14,
-    "",
-);
+static USAGE_INSERT: MultiRowInsert =
+    MultiRowInsert::new(USAGE_INSERT_HEAD, USAGE_COLUMNS, "", Placeholders::Question);
 
 static HOURLY_UPSERT: MultiRowInsert = MultiRowInsert::new(
-    "INSERT INTO usage_hourly (hour, key_id, key_name, user_name, model, route, requests, errors, prompt_tokens, completion_tokens, total_ms)",
-    11,
-    " ON CONFLICT (hour, key_id, key_name, user_name, model, route) DO UPDATE SET \
-     requests = requests + excluded.requests, errors = errors + excluded.errors, \
-     prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-     completion_tokens = completion_tokens + excluded.completion_tokens, \
-     total_ms = total_ms + excluded.total_ms",
+    HOURLY_UPSERT_HEAD,
+    HOURLY_COLUMNS,
+    HOURLY_UPSERT_TAIL,
+    Placeholders::Question,
 );
-
-/// `rows` cut into consecutive pieces whose lengths are all in [`ROWS_PER_STATEMENT`].
-fn statement_pieces<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        let size = ROWS_PER_STATEMENT
-            .into_iter()
-            .find(|size| *size <= rows.len())?;
-        let (piece, rest) = rows.split_at(size);
-        rows = rest;
-        Some(piece)
-    })
-}
 
 /// How long a statement waits for a lock another connection or process holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,78 +35,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn unavailable(err: sqlx::Error) -> StoreError {
-    StoreError::Unavailable(match &err {
-        sqlx::Error::Database(db) => db.message().to_owned(),
-        other => other.to_string(),
-    })
-}
-
-/// A failed insert or update: a unique index means a taken name, anything else is the
-/// database's trouble.
-fn write_error(err: sqlx::Error, what: &str) -> StoreError {
-    if let sqlx::Error::Database(db) = &err
-        && db.is_unique_violation()
-    {
-        return StoreError::Conflict(format!("{what} already exists"));
-    }
-    unavailable(err)
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or_default()
-}
-
-fn opt_u32(n: Option<i64>) -> Option<u32> {
-    n.map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-}
-
-const KEY_COLUMNS: &str = "id, name, user_name, prefix, digest, created, last_used, expires, enabled, revoked, models, rate_limit, burst, max_concurrent, admin, daily_token_quota, monthly_token_quota, hard_quota";
-
-fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, sqlx::Error> {
-    let digest: Vec<u8> = row.try_get("digest")?;
-    let models: String = row.try_get("models")?;
-    Ok(KeyRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        user: row.try_get("user_name")?,
-        prefix: row.try_get("prefix")?,
-        digest: digest.try_into().unwrap_or([0; 32]),
-        created: row.try_get("created")?,
-        last_used: row.try_get("last_used")?,
-        expires: row.try_get("expires")?,
-        enabled: row.try_get("enabled")?,
-        revoked: row.try_get("revoked")?,
-        settings: KeySettings {
-            models: serde_json::from_str(&models).unwrap_or_default(),
-            rate_limit: opt_u32(row.try_get("rate_limit")?),
-            burst: opt_u32(row.try_get("burst")?),
-            max_concurrent: opt_u32(row.try_get("max_concurrent")?),
-            admin: row.try_get("admin")?,
-            daily_token_quota: row
-                .try_get::<Option<i64>, _>("daily_token_quota")?
-                .map(to_u64),
-            monthly_token_quota: row
-                .try_get::<Option<i64>, _>("monthly_token_quota")?
-                .map(to_u64),
-            hard_quota: row.try_get("hard_quota")?,
-        },
-    })
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
-    let role: String = row.try_get("role")?;
-    Ok(User {
-        name: row.try_get("name")?,
-        role: Role::parse(&role),
-        created: row.try_get("created")?,
-    })
 }
 
 /// Bump the change counter inside a transaction.
@@ -226,7 +87,7 @@ impl SqliteStore {
             .await
             .map_err(unavailable)?;
         rows.iter()
-            .map(user_from_row)
+            .map(rows::user)
             .collect::<Result<_, _>>()
             .map_err(unavailable)
     }
@@ -256,7 +117,7 @@ impl SqliteStore {
             .await
             .map_err(unavailable)?
             .ok_or_else(|| StoreError::NotFound(format!("no user named '{name}'")))?;
-        user_from_row(&row).map_err(unavailable)
+        rows::user(&row).map_err(unavailable)
     }
 
     pub async fn update_user(&self, name: &str, role: Role) -> Result<User, StoreError> {
@@ -300,25 +161,29 @@ impl SqliteStore {
 
     pub async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM keys ORDER BY created, id"
+            "SELECT {} FROM keys ORDER BY created, id",
+            rows::KEY_COLUMNS
         ))
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
         rows.iter()
-            .map(key_from_row)
+            .map(rows::key)
             .collect::<Result<_, _>>()
             .map_err(unavailable)
     }
 
     pub async fn key(&self, id: &str) -> Result<KeyRecord, StoreError> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?"))
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM keys WHERE id = ?",
+            rows::KEY_COLUMNS
+        ))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
-        key_from_row(&row).map_err(unavailable)
+        rows::key(&row).map_err(unavailable)
     }
 
     pub async fn create_key(&self, key: &NewKey, now: i64) -> Result<KeyRecord, StoreError> {
@@ -346,7 +211,7 @@ impl SqliteStore {
         .bind(now)
         .bind(key.expires)
         .bind(key.enabled)
-        .bind(serde_json::to_string(&s.models).unwrap_or_else(|_| "[]".into()))
+        .bind(rows::models_text(&s.models))
         .bind(s.rate_limit.map(i64::from))
         .bind(s.burst.map(i64::from))
         .bind(s.max_concurrent.map(i64::from))
@@ -364,59 +229,30 @@ impl SqliteStore {
 
     pub async fn update_key(&self, id: &str, patch: &KeyPatch) -> Result<KeyRecord, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?"))
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM keys WHERE id = ?",
+            rows::KEY_COLUMNS
+        ))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
-        let mut key = key_from_row(&row).map_err(unavailable)?;
+        let mut key = rows::key(&row).map_err(unavailable)?;
         if key.revoked.is_some() {
             return Err(StoreError::Conflict(format!(
                 "key '{id}' is revoked and cannot be changed"
             )));
         }
-        let s = &mut key.settings;
-        if let Some(name) = &patch.name {
-            key.name.clone_from(name);
-        }
-        if let Some(enabled) = patch.enabled {
-            key.enabled = enabled;
-        }
-        if let Some(expires) = patch.expires {
-            key.expires = expires;
-        }
-        if let Some(models) = &patch.models {
-            s.models.clone_from(models);
-        }
-        if let Some(v) = patch.rate_limit {
-            s.rate_limit = v;
-        }
-        if let Some(v) = patch.burst {
-            s.burst = v;
-        }
-        if let Some(v) = patch.max_concurrent {
-            s.max_concurrent = v;
-        }
-        if let Some(v) = patch.admin {
-            s.admin = v;
-        }
-        if let Some(v) = patch.daily_token_quota {
-            s.daily_token_quota = v;
-        }
-        if let Some(v) = patch.monthly_token_quota {
-            s.monthly_token_quota = v;
-        }
-        if let Some(v) = patch.hard_quota {
-            s.hard_quota = v;
-        }
+        patch.apply(&mut key);
+        let s = &key.settings;
         sqlx::query(
             "UPDATE keys SET name = ?, enabled = ?, expires = ?, models = ?, rate_limit = ?, burst = ?, max_concurrent = ?, admin = ?, daily_token_quota = ?, monthly_token_quota = ?, hard_quota = ? WHERE id = ?",
         )
         .bind(&key.name)
         .bind(key.enabled)
         .bind(key.expires)
-        .bind(serde_json::to_string(&s.models).unwrap_or_else(|_| "[]".into()))
+        .bind(rows::models_text(&s.models))
         .bind(s.rate_limit.map(i64::from))
         .bind(s.burst.map(i64::from))
         .bind(s.max_concurrent.map(i64::from))
@@ -478,39 +314,7 @@ impl SqliteStore {
             }
             insert.execute(&mut *tx).await.map_err(unavailable)?;
         }
-        // The batch's hourly totals, summed here first: one row per hour and dimensions.
-        let mut hourly: Vec<HourlyTotals> = Vec::new();
-        for r in batch {
-            let hour = r.at.div_euclid(3_600_000) * 3600;
-            let found = hourly.iter().position(|h| {
-                h.hour == hour
-                    && h.key_id == r.key_id
-                    && h.key_name == r.key_name
-                    && h.user == r.user
-                    && h.model == r.model
-                    && h.route == r.route
-            });
-            let at = found.unwrap_or_else(|| {
-                hourly.push(HourlyTotals {
-                    hour,
-                    key_id: r.key_id.clone(),
-                    key_name: r.key_name.clone(),
-                    user: r.user.clone(),
-                    model: r.model.clone(),
-                    route: r.route.clone(),
-                    ..HourlyTotals::default()
-                });
-                hourly.len() - 1
-            });
-            let Some(totals) = hourly.get_mut(at) else {
-                continue;
-            };
-            totals.requests += 1;
-            totals.errors += u64::from(r.is_error());
-            totals.prompt_tokens += r.prompt_tokens;
-            totals.completion_tokens += r.completion_tokens;
-            totals.total_ms += r.total_ms;
-        }
+        let hourly = batch::hourly_totals(batch);
         for rows in statement_pieces(&hourly) {
             let mut upsert = sqlx::query(HOURLY_UPSERT.sql(rows.len())?);
             for h in rows {
@@ -529,16 +333,7 @@ impl SqliteStore {
             }
             upsert.execute(&mut *tx).await.map_err(unavailable)?;
         }
-        let mut last_used: Vec<(&str, i64)> = Vec::new();
-        for r in batch {
-            if let Some(id) = r.key_id.as_deref() {
-                match last_used.iter_mut().find(|(k, _)| *k == id) {
-                    Some(entry) => entry.1 = entry.1.max(r.at),
-                    None => last_used.push((id, r.at)),
-                }
-            }
-        }
-        for (id, at) in last_used {
+        for (id, at) in batch::last_used(batch) {
             sqlx::query("UPDATE keys SET last_used = MAX(COALESCE(last_used, 0), ?) WHERE id = ?")
                 .bind(at)
                 .bind(id)
@@ -550,66 +345,34 @@ impl SqliteStore {
     }
 
     pub async fn usage(&self, from: i64, to: i64) -> Result<Vec<UsageRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, key_id, key_name, user_name, model, route, status, error, prompt_tokens, completion_tokens, total_ms, upstream_ms, ttft_ms, load_ms \
-             FROM usage WHERE at >= ? AND at < ? ORDER BY at, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM usage WHERE at >= ? AND at < ? ORDER BY at, id",
+            rows::USAGE_COLUMNS
+        ))
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
         rows.iter()
-            .map(|row| {
-                Ok(UsageRecord {
-                    at: row.try_get("at")?,
-                    key_id: row.try_get("key_id")?,
-                    key_name: row.try_get("key_name")?,
-                    user: row.try_get("user_name")?,
-                    model: row.try_get("model")?,
-                    route: row.try_get("route")?,
-                    status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or_default(),
-                    error: row.try_get("error")?,
-                    prompt_tokens: to_u64(row.try_get("prompt_tokens")?),
-                    completion_tokens: to_u64(row.try_get("completion_tokens")?),
-                    total_ms: row.try_get("total_ms")?,
-                    upstream_ms: row.try_get("upstream_ms")?,
-                    ttft_ms: row.try_get("ttft_ms")?,
-                    load_ms: row.try_get("load_ms")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
+            .map(rows::usage)
+            .collect::<Result<_, _>>()
             .map_err(unavailable)
     }
 
     pub async fn hourly(&self, from: i64, to: i64) -> Result<Vec<HourlyTotals>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT hour, key_id, key_name, user_name, model, route, requests, errors, prompt_tokens, completion_tokens, total_ms \
-             FROM usage_hourly WHERE hour >= ? AND hour < ? ORDER BY hour",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM usage_hourly WHERE hour >= ? AND hour < ? ORDER BY hour",
+            rows::HOURLY_COLUMNS
+        ))
         .bind(from.div_euclid(1000))
         .bind(to.div_euclid(1000))
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        let empty_none = |s: String| (!s.is_empty()).then_some(s);
         rows.iter()
-            .map(|row| {
-                Ok(HourlyTotals {
-                    hour: row.try_get("hour")?,
-                    key_id: empty_none(row.try_get("key_id")?),
-                    key_name: row.try_get("key_name")?,
-                    user: empty_none(row.try_get("user_name")?),
-                    model: empty_none(row.try_get("model")?),
-                    route: row.try_get("route")?,
-                    requests: to_u64(row.try_get("requests")?),
-                    errors: to_u64(row.try_get("errors")?),
-                    prompt_tokens: to_u64(row.try_get("prompt_tokens")?),
-                    completion_tokens: to_u64(row.try_get("completion_tokens")?),
-                    total_ms: row.try_get("total_ms")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
+            .map(rows::hourly)
+            .collect::<Result<_, _>>()
             .map_err(unavailable)
     }
 
@@ -633,38 +396,5 @@ impl SqliteStore {
             .await
             .map(|done| done.rows_affected())
             .map_err(unavailable)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{HOURLY_UPSERT, ROWS_PER_STATEMENT, USAGE_INSERT, statement_pieces};
-
-    #[test]
-    fn each_statement_size_has_one_placeholder_per_value() {
-        for size in ROWS_PER_STATEMENT {
-            for (insert, columns) in [(&USAGE_INSERT, 14), (&HOURLY_UPSERT, 11)] {
-                let placeholders = insert.sql(size).map(|sql| sql.matches('?').count());
-                assert_eq!(placeholders.ok(), Some(size * columns), "{size} rows");
-            }
-        }
-        assert!(USAGE_INSERT.sql(3).is_err(), "an unlisted size is refused");
-    }
-
-    #[test]
-    fn a_batch_is_cut_into_the_fixed_statement_sizes_in_order_and_whole() {
-        for len in [0usize, 1, 3, 4, 5, 99, 100, 256, 257, 500, 1000] {
-            let rows: Vec<usize> = (0..len).collect();
-            let pieces: Vec<&[usize]> = statement_pieces(&rows).collect();
-            assert!(
-                pieces.iter().all(|p| ROWS_PER_STATEMENT.contains(&p.len())),
-                "{len}: {:?}",
-                pieces.iter().map(|p| p.len()).collect::<Vec<_>>()
-            );
-            let joined: Vec<usize> = pieces.concat();
-            assert_eq!(joined, rows, "{len}: every row once, in order");
-        }
-        // 100 rows (a tenth of a second at 1,000 req/s) take four statements, not a hundred.
-        assert_eq!(statement_pieces(&[0u8; 100]).count(), 4);
     }
 }

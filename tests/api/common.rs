@@ -39,9 +39,42 @@ pub fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
-/// `sqlite://` URL of a new database file in its own temp dir.
+/// URL of a new, empty database: an SQLite file in its own temp dir, or, when
+/// `GATEWAY_TEST_POSTGRES` names a PostgreSQL server (`tests/run.sh` starts one and runs the
+/// store's tests a second time that way), a new database on that server.
 pub fn temp_db() -> String {
+    match std::env::var("GATEWAY_TEST_POSTGRES") {
+        Ok(server) if !server.is_empty() => temp_postgres_db(&server),
+        _ => temp_sqlite_db(),
+    }
+}
+
+/// `sqlite://` URL of a new database file in its own temp dir (for tests of SQLite itself: a
+/// locked or unwritable file).
+pub fn temp_sqlite_db() -> String {
     db_url(&temp_dir("db").join("gateway.db"))
+}
+
+/// A new database on the PostgreSQL server at `server` (a superuser URL), made with `psql`.
+fn temp_postgres_db(server: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "gw_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let made = std::process::Command::new("psql")
+        .arg(server)
+        .args(["-qAtc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs");
+    assert!(
+        made.status.success(),
+        "CREATE DATABASE {name}: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+    format!("{base}/{name}")
 }
 
 /// `sqlite://` URL of a file.

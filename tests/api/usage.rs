@@ -439,15 +439,40 @@ async fn quotas_refuse_at_the_limit_and_reset_with_the_period() {
     assert!(h(&response, "x-quota-daily-limit").is_none());
 }
 
-/// Hold the database's write lock from another connection until the returned one is dropped
-/// or rolled back.
-async fn lock(db: &str) -> sqlx::SqliteConnection {
+/// The database's write lock, held from another connection until [`Held::release`] or drop.
+enum Held {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Held {
+    async fn release(self) {
+        match self {
+            Held::Sqlite(mut conn) => drop(sqlx::query("ROLLBACK").execute(&mut conn).await),
+            Held::Postgres(mut conn) => drop(sqlx::query("ROLLBACK").execute(&mut conn).await),
+        }
+    }
+}
+
+/// Take every table of the gateway's database for this test: SQLite's exclusive transaction,
+/// or PostgreSQL's exclusive table locks (the gateway's statements then wait its lock timeout
+/// and fail, as SQLite's wait its busy timeout).
+async fn lock(db: &str) -> Held {
+    if db.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query("LOCK TABLE meta, users, keys, usage, usage_hourly IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        return Held::Postgres(conn);
+    }
     let mut conn = sqlx::SqliteConnection::connect(db).await.unwrap();
     sqlx::query("BEGIN EXCLUSIVE")
         .execute(&mut conn)
         .await
         .unwrap();
-    conn
+    Held::Sqlite(conn)
 }
 
 #[tokio::test]
@@ -455,7 +480,7 @@ async fn a_locked_database_never_slows_requests_admin_writes_get_503_and_all_res
     let env = Env::start().await;
     let root = admin_key(&env).await;
     let db = env.state.config.db.clone();
-    let mut held = lock(&db).await;
+    let held = lock(&db).await;
     for _ in 0..10 {
         let started = Instant::now();
         assert_eq!(chat_status(&env, super::common::KEY).await, 200);
@@ -478,7 +503,7 @@ async fn a_locked_database_never_slows_requests_admin_writes_get_503_and_all_res
         (503, json!("store_unavailable")),
         "{body}"
     );
-    sqlx::query("ROLLBACK").execute(&mut held).await.unwrap();
+    held.release().await;
     let (status, _) = admin(
         &env,
         &root,
@@ -525,7 +550,7 @@ async fn a_full_usage_queue_drops_and_counts_records_but_serves_every_request() 
         metrics.contains("gateway_usage_dropped_total"),
         "counted in /metrics"
     );
-    drop(held);
+    held.release().await;
     // What was queued is written once the database is back: 12 minus the dropped ones.
     let started = Instant::now();
     loop {
@@ -552,7 +577,7 @@ async fn a_broken_unwritable_or_locked_database_stops_the_start_naming_gateway_d
     std::fs::write(&corrupt, "this is not a database ".repeat(200)).unwrap();
     let not_a_dir = dir.join("file");
     std::fs::write(&not_a_dir, "").unwrap();
-    let locked = super::common::temp_db();
+    let locked = super::common::temp_sqlite_db();
     let mut config = test_config(&fake);
     config.db = locked.clone();
     drop(ollama_gateway::build(config).await.unwrap());
@@ -564,7 +589,8 @@ async fn a_broken_unwritable_or_locked_database_stops_the_start_naming_gateway_d
             "unable to open",
         ),
         (locked, "locked"),
-        ("postgres://u:secret@db/gw".to_owned(), "not supported yet"),
+        // A PostgreSQL server that is not there (port 1 on loopback refuses at once).
+        ("postgres://u:secret@127.0.0.1:1/gw".to_owned(), "refused"),
     ] {
         let mut config = test_config(&fake);
         config.db = url.clone();

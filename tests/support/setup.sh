@@ -1,13 +1,14 @@
 # What the test command needs from the machine, installed when missing. Source it, then call
 # setup_machine. The Rust toolchain is the one thing assumed; everything else is checked here:
 #   - Debian packages: curl, Python 3 with venv, Node.js with npm, Chromium (the browser suite),
-#     pebble (the ACME test server, for the HTTPS tests), and the libraries of the real Ollama
+#     pebble (the ACME test server, for the HTTPS tests), PostgreSQL (the store's tests run a
+#     second time on it), and the libraries of the real Ollama
 #     in ../shared/ollama (libsqlite3, libstdc++).
 #     As root they are installed with apt-get (one `apt-get update` first); otherwise the
 #     exact `apt-get install` line is printed and the run stops before any suite starts.
 #   - Per-suite packages (pip in a virtualenv, npm ci from the lock files) are installed by
 #     each suite's own run.sh, only when its requirements or lock file changed.
-# A suite that needs a server (pebble now; PostgreSQL, Redis later) adds its command and package
+# A suite that needs a server (pebble, PostgreSQL; Redis later) adds its command and package
 # to the list below; the suite starts it on a free loopback port in a temp directory and stops it.
 
 # command -> Debian package providing it; checked in this order.
@@ -19,6 +20,7 @@ _SETUP_COMMANDS=(
     "chromium chromium"
     "pebble pebble"
     "pebble-challtestsrv pebble"
+    "psql postgresql-client"
 )
 
 # The packages missing on this machine, one per line.
@@ -30,6 +32,10 @@ missing_packages() {
     done
     if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
         echo python3-venv
+    fi
+    # The PostgreSQL server's programs are not on PATH (Debian keeps them per major version).
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        echo postgresql
     fi
     local ollama="${OLLAMA_SHARED_DIR:-$(_setup_root)/../shared/ollama}/bin/ollama"
     if [ -x "$ollama" ] && command -v ldd >/dev/null 2>&1; then
