@@ -67,7 +67,8 @@ pub async fn create_message(
         let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
         return Ok(Json(response::message(answer, stop_sequences(&native))).into_response());
     }
-    let mut translator = MessagesStream::new(&native.model).with_stop_sequences(stop_sequences(&native));
+    let mut translator =
+        MessagesStream::new(&native.model).with_stop_sequences(stop_sequences(&native));
     let (backends, head_audit) = (state.backends.clone(), audit.clone());
     let mut head = Box::pin(async move {
         let target = crate::backends::Target::Model(&native.model);

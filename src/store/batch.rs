@@ -170,8 +170,10 @@ mod tests {
 
     #[test]
     fn each_statement_size_has_one_placeholder_per_value_in_either_spelling() {
-        let question = MultiRowInsert::new("INSERT INTO t (a, b, c)", 3, "", Placeholders::Question);
-        let numbered = MultiRowInsert::new("INSERT INTO t (a, b, c)", 3, "", Placeholders::Numbered);
+        let question =
+            MultiRowInsert::new("INSERT INTO t (a, b, c)", 3, "", Placeholders::Question);
+        let numbered =
+            MultiRowInsert::new("INSERT INTO t (a, b, c)", 3, "", Placeholders::Numbered);
         for size in ROWS_PER_STATEMENT {
             let count = question.sql(size).map(|sql| sql.matches('?').count());
             assert_eq!(count.ok(), Some(size * 3), "{size} rows");

@@ -299,7 +299,9 @@ impl Store {
         let scheme = url.split(':').next().unwrap_or_default();
         let engine = match scheme {
             "sqlite" => Engine::Sqlite(sqlite::SqliteStore::open(url).await?),
-            "postgres" | "postgresql" => Engine::Postgres(postgres::PostgresStore::open(url).await?),
+            "postgres" | "postgresql" => {
+                Engine::Postgres(postgres::PostgresStore::open(url).await?)
+            }
             _ => {
                 return Err(StoreError::Unsupported(format!(
                     "'{}' is not a database URL this gateway knows (use sqlite://PATH or postgres://USER:PASSWORD@HOST/DATABASE)",

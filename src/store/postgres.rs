@@ -2,11 +2,13 @@
 //! behaviour as the SQLite engine, in PostgreSQL's SQL (numbered parameters, `BOOLEAN`, `BYTEA`,
 //! `GREATEST`).
 
+mod responses;
+
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::{ConnectOptions, Connection, PgPool};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 use super::batch::{
     self, HOURLY_COLUMNS, HOURLY_UPSERT_HEAD, HOURLY_UPSERT_TAIL, MultiRowInsert, Placeholders,
@@ -193,11 +195,11 @@ impl PostgresStore {
             "SELECT {} FROM keys WHERE id = $1",
             rows::KEY_COLUMNS
         ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
         rows::key(&row).map_err(unavailable)
     }
 
@@ -248,11 +250,11 @@ impl PostgresStore {
             "SELECT {} FROM keys WHERE id = $1",
             rows::KEY_COLUMNS
         ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
         let mut key = rows::key(&row).map_err(unavailable)?;
         if key.revoked.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -286,13 +288,14 @@ impl PostgresStore {
 
     pub async fn revoke_key(&self, id: &str, now: i64) -> Result<KeyRecord, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let done =
-            sqlx::query("UPDATE keys SET revoked = COALESCE(revoked, $1), enabled = FALSE WHERE id = $2")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+        let done = sqlx::query(
+            "UPDATE keys SET revoked = COALESCE(revoked, $1), enabled = FALSE WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("no key with id '{id}'")));
         }
@@ -349,12 +352,14 @@ impl PostgresStore {
             upsert.execute(&mut *tx).await.map_err(unavailable)?;
         }
         for (id, at) in batch::last_used(batch) {
-            sqlx::query("UPDATE keys SET last_used = GREATEST(COALESCE(last_used, 0), $1) WHERE id = $2")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+            sqlx::query(
+                "UPDATE keys SET last_used = GREATEST(COALESCE(last_used, 0), $1) WHERE id = $2",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)
     }

@@ -4,7 +4,9 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{HourlyTotals, KeyRecord, KeySettings, Role, StoreError, UsageRecord, User};
+use super::{
+    HourlyTotals, KeyRecord, KeySettings, Role, StoreError, StoredResponse, UsageRecord, User,
+};
 
 /// The columns [`key`] reads, in `SELECT` order.
 pub const KEY_COLUMNS: &str = "id, name, user_name, prefix, digest, created, last_used, expires, enabled, revoked, models, rate_limit, burst, max_concurrent, admin, daily_token_quota, monthly_token_quota, hard_quota";
@@ -14,6 +16,9 @@ pub const USAGE_COLUMNS: &str = "at, key_id, key_name, user_name, model, route, 
 
 /// The columns [`hourly`] reads.
 pub const HOURLY_COLUMNS: &str = "hour, key_id, key_name, user_name, model, route, requests, errors, prompt_tokens, completion_tokens, total_ms";
+
+/// The columns [`response`] reads.
+pub const RESPONSE_COLUMNS: &str = "id, owner, created, expires, input, response";
 
 /// A database that is away, locked, read-only or broken.
 pub fn unavailable(err: sqlx::Error) -> StoreError {
@@ -157,5 +162,23 @@ where
         prompt_tokens: to_u64(row.try_get("prompt_tokens")?),
         completion_tokens: to_u64(row.try_get("completion_tokens")?),
         total_ms: row.try_get("total_ms")?,
+    })
+}
+
+/// One `responses` row ([`RESPONSE_COLUMNS`]).
+pub fn response<R>(row: &R) -> Result<StoredResponse, sqlx::Error>
+where
+    R: Row,
+    for<'r> &'r str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(StoredResponse {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        created: row.try_get("created")?,
+        expires: row.try_get("expires")?,
+        input: row.try_get("input")?,
+        response: row.try_get("response")?,
     })
 }

@@ -178,11 +178,11 @@ impl SqliteStore {
             "SELECT {} FROM keys WHERE id = ?",
             rows::KEY_COLUMNS
         ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
         rows::key(&row).map_err(unavailable)
     }
 
@@ -233,11 +233,11 @@ impl SqliteStore {
             "SELECT {} FROM keys WHERE id = ?",
             rows::KEY_COLUMNS
         ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::NotFound(format!("no key with id '{id}'")))?;
         let mut key = rows::key(&row).map_err(unavailable)?;
         if key.revoked.is_some() {
             return Err(StoreError::Conflict(format!(

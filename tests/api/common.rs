@@ -399,3 +399,45 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The database's write lock, held from another connection until [`Held::release`] or drop.
+pub enum Held {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Held {
+    pub async fn release(self) {
+        match self {
+            Held::Sqlite(mut conn) => drop(sqlx::query("ROLLBACK").execute(&mut conn).await),
+            Held::Postgres(mut conn) => drop(sqlx::query("ROLLBACK").execute(&mut conn).await),
+        }
+    }
+}
+
+/// Take every table of the gateway's database for this test: SQLite's exclusive transaction,
+/// or PostgreSQL's exclusive table locks (the gateway's statements then wait its lock timeout
+/// and fail, as SQLite's wait its busy timeout).
+pub async fn lock(db: &str) -> Held {
+    if db.starts_with("postgres") {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query(
+            "LOCK TABLE meta, users, keys, usage, usage_hourly, responses IN ACCESS EXCLUSIVE MODE",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        return Held::Postgres(conn);
+    }
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(db)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    Held::Sqlite(conn)
+}

@@ -909,17 +909,6 @@ async fn stored_responses_survive_a_restart() {
     );
 }
 
-/// Hold the database's write lock from another connection until the returned one is dropped.
-async fn lock(db: &str) -> sqlx::SqliteConnection {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(db).await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn
-}
-
 /// The race a client creates: it continues from a response the moment the create answered, so
 /// the write cannot have landed yet. Holding the database's lock makes sure it has not.
 #[tokio::test]

@@ -7,10 +7,9 @@ use chrono::TimeZone;
 use fake_ollama::FakeConfig;
 use ollama_gateway::usage::clock::ManualClock;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 use super::admin::{admin, admin_key, chat_status, post_as};
-use super::common::{Env, chat, ndjson, read_json, sse_json, test_config};
+use super::common::{Env, chat, lock, ndjson, read_json, sse_json, test_config};
 
 /// Tokens (prompt, completion) a response reported, read the way a client reads them.
 async fn tokens_of(response: reqwest::Response, kind: &str) -> (u64, u64) {
@@ -437,42 +436,6 @@ async fn quotas_refuse_at_the_limit_and_reset_with_the_period() {
     let response = send().await.unwrap();
     assert_eq!(response.status(), 200, "quotas lifted");
     assert!(h(&response, "x-quota-daily-limit").is_none());
-}
-
-/// The database's write lock, held from another connection until [`Held::release`] or drop.
-enum Held {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-impl Held {
-    async fn release(self) {
-        match self {
-            Held::Sqlite(mut conn) => drop(sqlx::query("ROLLBACK").execute(&mut conn).await),
-            Held::Postgres(mut conn) => drop(sqlx::query("ROLLBACK").execute(&mut conn).await),
-        }
-    }
-}
-
-/// Take every table of the gateway's database for this test: SQLite's exclusive transaction,
-/// or PostgreSQL's exclusive table locks (the gateway's statements then wait its lock timeout
-/// and fail, as SQLite's wait its busy timeout).
-async fn lock(db: &str) -> Held {
-    if db.starts_with("postgres") {
-        let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
-        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-        sqlx::query("LOCK TABLE meta, users, keys, usage, usage_hourly IN ACCESS EXCLUSIVE MODE")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        return Held::Postgres(conn);
-    }
-    let mut conn = sqlx::SqliteConnection::connect(db).await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    Held::Sqlite(conn)
 }
 
 #[tokio::test]

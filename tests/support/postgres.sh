@@ -43,4 +43,5 @@ stop_postgres() {
     _pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$PG_DIR"
     PG_DIR=""
+    unset GATEWAY_TEST_POSTGRES
 }

@@ -1,24 +1,13 @@
 //! The SQLite queries of stored responses (`responses` table, `0002_responses.sql`).
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::{SqliteStore, unavailable};
+use crate::store::rows::{self, RESPONSE_COLUMNS};
 use crate::store::{StoreError, StoredResponse};
 
 /// Responses per INSERT: 6 parameters each, well under SQLite's limit per statement.
 const RESPONSES_PER_STATEMENT: usize = 500;
-
-fn response_from_row(row: &SqliteRow) -> Result<StoredResponse, sqlx::Error> {
-    Ok(StoredResponse {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        created: row.try_get("created")?,
-        expires: row.try_get("expires")?,
-        input: row.try_get("input")?,
-        response: row.try_get("response")?,
-    })
-}
 
 impl SqliteStore {
     pub async fn insert_responses(&self, batch: &[StoredResponse]) -> Result<(), StoreError> {
@@ -27,9 +16,9 @@ impl SqliteStore {
         }
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         for rows in batch.chunks(RESPONSES_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT OR REPLACE INTO responses (id, owner, created, expires, input, response) ",
-            );
+            let mut insert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT OR REPLACE INTO responses ({RESPONSE_COLUMNS}) "
+            ));
             insert.push_values(rows, |mut row, r| {
                 row.push_bind(r.id.as_str())
                     .push_bind(r.owner.as_str())
@@ -53,10 +42,9 @@ impl SqliteStore {
         owner: &str,
         now: i64,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, owner, created, expires, input, response FROM responses \
-             WHERE id = ? AND owner = ? AND expires > ?",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {RESPONSE_COLUMNS} FROM responses WHERE id = ? AND owner = ? AND expires > ?"
+        ))
         .bind(id)
         .bind(owner)
         .bind(now)
@@ -64,7 +52,7 @@ impl SqliteStore {
         .await
         .map_err(unavailable)?;
         row.as_ref()
-            .map(response_from_row)
+            .map(rows::response)
             .transpose()
             .map_err(unavailable)
     }
