@@ -18,6 +18,7 @@ mod messages;
 mod native;
 mod openapi;
 mod operations;
+mod postgres;
 mod responses;
 mod simple;
 mod tls;

@@ -27,12 +27,28 @@ start_postgres() {
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     _pg_as_owner "$bin/initdb" -D "$PG_DIR/data" -U gateway --auth=trust -E UTF8 --no-sync \
         >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+    PG_PORT="$port"
+    _pg_start || return 1
+    export GATEWAY_TEST_POSTGRES="postgres://gateway@127.0.0.1:$port/postgres"
+}
+
+# Start the cluster in $PG_DIR on $PG_PORT (again, after pause_postgres: same data, same port).
+_pg_start() {
+    local bin
+    bin="$(_pg_bin)"
     # fsync off: a test server that loses its data in a power cut loses nothing of value.
     _pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c max_connections=300" \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=300" \
         start >/dev/null || { cat "$PG_DIR/postgres.log" >&2; return 1; }
-    PG_PORT="$port"
-    export GATEWAY_TEST_POSTGRES="postgres://gateway@127.0.0.1:$port/postgres"
+}
+
+# A restart in two steps, for the fault tests (PG_DIR and PG_PORT name the cluster): stop the
+# server as an operator would (fast: open sessions are cut), later start it again.
+pause_postgres() {
+    _pg_as_owner "$(_pg_bin)/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
+}
+resume_postgres() {
+    _pg_start
 }
 
 # Stop the server (immediate, or the fast mode's wait for clients) and remove its files.
