@@ -372,6 +372,11 @@ async fn forward_with_model(
 ) -> NativeResult {
     let (parts, body) = req.into_parts();
     let bytes = read_body(Request::from_parts(parts.clone(), body), &()).await?;
+    // A body that is not a JSON object names no model to check and is never forwarded, for
+    // any caller: Ollama would refuse it too, but only after it had taken a backend's slot.
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(GatewayError::invalid("body", "missing request body").into());
+    }
     let model = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(body)) => {
             if let Some(key) = body.keys().find(|key| {
@@ -391,12 +396,23 @@ async fn forward_with_model(
             }
             state.gate.check_body_models(&caller, &body, fields.names)?
         }
-        _ => None,
+        Ok(_) => {
+            return Err(
+                GatewayError::invalid("body", "the request body must be a JSON object").into(),
+            );
+        }
+        Err(err) => {
+            return Err(GatewayError::invalid(
+                "body",
+                format!("the request body is not valid JSON: {err}"),
+            )
+            .into());
+        }
     };
     match &model {
         Some(model) => audit.set_model(model),
-        // Without a readable model nothing can be checked: refuse when anything is restricted,
-        // otherwise let Ollama answer (it says "model is required" in its own words).
+        // A JSON object without a model: nothing can be checked, so refuse when anything is
+        // restricted; otherwise let Ollama answer (it says "model is required" in its own words).
         None if state.gate.restricts_models(&caller) => {
             let field = fields.names[0];
             return Err(GatewayError::invalid(

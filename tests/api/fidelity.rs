@@ -116,3 +116,56 @@ async fn values_outside_the_document_are_refused() {
         assert_eq!(status, 200, "{path}: {out}");
     }
 }
+
+/// A native inference or show request whose body is missing or not a JSON object is refused
+/// with a 400 in Ollama's shape, for a key that may use every model too, and never forwarded.
+#[tokio::test]
+async fn native_requests_without_a_json_object_body_are_refused() {
+    let env = Env::start().await;
+    let paths = ["/api/chat", "/api/generate", "/api/embed", "/api/show"];
+    let bodies: [(&str, &str); 5] = [
+        ("", "missing request body"),
+        ("  \n", "missing request body"),
+        ("[1, 2]", "must be a JSON object"),
+        ("\"qwen3\"", "must be a JSON object"),
+        ("{\"model\": ", "not valid JSON"),
+    ];
+    for path in paths {
+        for (body, words) in bodies {
+            let response = env
+                .client
+                .post(env.url(path))
+                .bearer_auth(KEY)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            let (status, out) = read_json(response).await;
+            assert_eq!(status, 400, "{path} {body:?}: {out}");
+            let message = out["error"].as_str().unwrap_or_default();
+            assert!(message.contains(words), "{path} {body:?}: {out}");
+            assert_eq!(
+                out.as_object().map(serde_json::Map::len),
+                Some(1),
+                "Ollama's shape: {out}"
+            );
+        }
+        // No body at all, not even a content type.
+        let response = env
+            .client
+            .post(env.url(path))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .expect("request");
+        let (status, out) = read_json(response).await;
+        assert_eq!(status, 400, "{path} without a body: {out}");
+        assert_eq!(out["error"], "missing request body", "{path}: {out}");
+        assert_eq!(
+            env.upstream_calls(path),
+            0,
+            "nothing went upstream to {path}"
+        );
+    }
+}
