@@ -52,8 +52,13 @@ pub async fn models(
         (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OllamaErrorBody),
         (status = 404, description = "Model not found", body = OllamaErrorBody),
-        (status = 429, description = "Rate limited", body = OllamaErrorBody),
+        (status = 408, description = "The body did not arrive within `GATEWAY_BODY_TIMEOUT`", body = OllamaErrorBody),
+        (status = 413, description = "Body too large", body = OllamaErrorBody),
+        (status = 429, description = "Rate limited, the key's token quota is used up (`quota_exceeded`), or every model server for the model stayed busy for the queue timeout (`backends_busy`)", body = OllamaErrorBody),
+        (status = 500, description = "Ollama's own error, passed on (e.g. the model failed to load)", body = OllamaErrorBody),
         (status = 502, description = "Model server unreachable", body = OllamaErrorBody),
+        (status = 503, description = "Ollama is overloaded (its request queue is full), passed on, or the gateway is shutting down", body = OllamaErrorBody),
+        (status = 504, description = "Model server timed out", body = OllamaErrorBody),
     ),
     security(("bearer" = []))
 )]
