@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import agents
 import openai
 import pytest
 from pydantic import BaseModel
@@ -124,7 +125,6 @@ def test_upstream_failure_mid_stream_is_response_failed(client: openai.OpenAI) -
 
 
 def test_agents_sdk_runs_a_tool_agent_to_completion(base_url: str, api_key: str) -> None:
-    agents = pytest.importorskip("agents")
     agents.set_tracing_disabled(True)
     cities: list[str] = []
 
