@@ -138,6 +138,9 @@ fn write_events(translator: &mut MessagesStream, line: ChatResponse, out: &mut B
 
 /// Count a prompt's tokens as Ollama counts them for the model (the prompt is evaluated and one
 /// token generated).
+///
+/// A count is recorded as a request, but its tokens are not usage: they are not in the key's
+/// usage totals and do not spend its token quota.
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "Anthropic",
     request_body = CountTokensRequest,
@@ -170,7 +173,8 @@ pub async fn count_tokens(
     let (native, _) = chat_request(body, Purpose::CountTokens)?;
     audit.set_model(&native.model);
     state.gate.check_model(&caller, &native.model)?;
-    let answer = super::whole_chat(&state, &native, &headers, &audit).await?;
+    // A count is not usage: the tokens go neither into the usage record nor against a quota.
+    let answer = super::uncounted_chat(&state, &native, &headers, &audit).await?;
     Ok(Json(TokenCount {
         input_tokens: answer.prompt_eval_count.unwrap_or(0),
     })

@@ -99,6 +99,20 @@ pub(crate) async fn whole_chat(
     headers: &crate::upstream::Forwarded,
     audit: &crate::http::audit::Audit,
 ) -> Result<crate::ollama::types::ChatResponse, crate::error::GatewayError> {
+    let answer = uncounted_chat(state, native, headers, audit).await?;
+    audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
+    Ok(answer)
+}
+
+/// [`whole_chat`] without putting its tokens in the audit record, so they are neither usage
+/// nor spent quota: for `/v1/messages/count_tokens`, which only asks how long a prompt is and
+/// generates nothing.
+pub(crate) async fn uncounted_chat(
+    state: &AppState,
+    native: &crate::ollama::types::ChatRequest,
+    headers: &crate::upstream::Forwarded,
+    audit: &crate::http::audit::Audit,
+) -> Result<crate::ollama::types::ChatResponse, crate::error::GatewayError> {
     let started = std::time::Instant::now();
     let (answer, lease): (crate::ollama::types::ChatResponse, _) = state
         .backends
@@ -117,7 +131,6 @@ pub(crate) async fn whole_chat(
     if !answer.done {
         return Err(simple::incomplete_answer());
     }
-    audit.set_tokens(answer.prompt_eval_count, answer.eval_count);
     audit.set_load_duration(answer.load_duration);
     Ok(answer)
 }

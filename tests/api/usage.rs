@@ -32,6 +32,32 @@ async fn tokens_of(response: reqwest::Response, kind: &str) -> (u64, u64) {
             let (_, body) = read_json(response).await;
             (n(&body["prompt_eval_count"]), n(&body["eval_count"]))
         }
+        // Responses and Messages answers: `usage.input_tokens` / `output_tokens`.
+        "usage" => {
+            let (_, body) = read_json(response).await;
+            (
+                n(&body["usage"]["input_tokens"]),
+                n(&body["usage"]["output_tokens"]),
+            )
+        }
+        // A Responses stream: the usage of `response.completed`, its last event.
+        "responses-sse" => {
+            let (events, _) = sse_json(response).await;
+            let last = events.last().unwrap();
+            assert_eq!(last["type"], "response.completed", "{last}");
+            let usage = &last["response"]["usage"];
+            (n(&usage["input_tokens"]), n(&usage["output_tokens"]))
+        }
+        // A Messages stream: the usage of `message_delta` (`message_start` has no counts yet).
+        "messages-sse" => {
+            let (events, _) = sse_json(response).await;
+            let delta = events
+                .iter()
+                .find(|e| e["type"] == "message_delta")
+                .unwrap();
+            let usage = &delta["usage"];
+            (n(&usage["input_tokens"]), n(&usage["output_tokens"]))
+        }
         _ => {
             let lines = ndjson(response).await;
             let last = lines.last().unwrap();
@@ -86,6 +112,10 @@ async fn usage_totals_equal_the_tokens_the_fake_reported_on_every_surface() {
     let completion = json!({"model": "llama3.2", "prompt": "Once upon a time"});
     let native_chat = chat("llama3.2");
     let generate = json!({"model": "llama3.2", "prompt": "Why is the sky blue?"});
+    let message = json!({"model": "llama3.2", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Why is the sky blue?"}]});
+    let mut stream_message = message.clone();
+    stream_message["stream"] = json!(true);
     let calls: Vec<(&str, Value, &str)> = vec![
         ("/v1/chat/completions", chat("llama3.2"), "openai"),
         ("/v1/chat/completions", streamed(chat("llama3.2")), "sse"),
@@ -102,6 +132,18 @@ async fn usage_totals_equal_the_tokens_the_fake_reported_on_every_surface() {
         ("/api/chat", native_chat, "ndjson"),
         ("/api/generate", plain(generate.clone()), "ollama"),
         ("/api/generate", generate, "ndjson"),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "Why is the sky blue?"}),
+            "usage",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "Why is the sky blue?", "stream": true}),
+            "responses-sse",
+        ),
+        ("/v1/messages", message.clone(), "usage"),
+        ("/v1/messages", stream_message, "messages-sse"),
     ];
     let mut expected: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
     for (path, body, kind) in &calls {
@@ -118,6 +160,31 @@ async fn usage_totals_equal_the_tokens_the_fake_reported_on_every_surface() {
         let entry = expected.entry(path).or_default();
         *entry = (entry.0 + 1, entry.1 + prompt, entry.2 + completion);
     }
+    // Counting a prompt's tokens generates nothing: it is a request, but no usage and no quota.
+    let response = env
+        .client
+        .post(env.url("/v1/messages/count_tokens"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "llama3.2", "messages": message["messages"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, count) = read_json(response).await;
+    assert_eq!(status, 200, "{count}");
+    assert!(count["input_tokens"].as_u64() > Some(0), "{count}");
+    let rows = usage_by_route(&env, &root, "/v1/messages/count_tokens", 1).await;
+    let row = rows
+        .iter()
+        .find(|r| r["route"] == "/v1/messages/count_tokens")
+        .unwrap();
+    assert_eq!(
+        (
+            row["prompt_tokens"].clone(),
+            row["completion_tokens"].clone()
+        ),
+        (json!(0), json!(0)),
+        "{row}"
+    );
     let rows = usage_by_route(&env, &root, "/api/generate", 2).await;
     let mut total = 0;
     for (route, (requests, prompt, completion)) in &expected {
@@ -222,6 +289,12 @@ async fn usage_totals_equal_the_tokens_the_fake_reported_on_every_surface() {
     )
     .await;
     assert_eq!(listed["tokens_today"], total);
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        env.state.usage.quotas.used(id).0,
+        total,
+        "the quota counts what the records count (count_tokens not included)"
+    );
     assert!(
         listed["last_used"].is_string(),
         "last_used is written with the records: {listed}"
@@ -582,6 +655,8 @@ async fn a_hard_quota_ends_streams_at_the_budget_and_closes_the_upstream_a_soft_
         ("hard-chat", true),
         ("hard-native", true),
         ("soft", false),
+        ("hard-responses", true),
+        ("hard-messages", true),
     ] {
         let (status, created) = admin(
             &env,
@@ -665,6 +740,90 @@ async fn a_hard_quota_ends_streams_at_the_budget_and_closes_the_upstream_a_soft_
         }
         counted(&env, id, 10).await;
     }
+
+    // A Responses stream: the budget's text, then `error` and `response.failed` naming the quota.
+    let responses =
+        json!({"model": "bench", "stream": true, "max_output_tokens": 200, "input": "go"});
+    let response = env
+        .client
+        .post(env.url("/v1/responses"))
+        .bearer_auth(&keys[4].0)
+        .json(&responses)
+        .send()
+        .await
+        .unwrap();
+    let (events, _) = sse_json(response).await;
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        types[types.len() - 2..],
+        ["error", "response.failed"],
+        "{types:?}"
+    );
+    let error = &events[events.len() - 2];
+    assert_eq!(error["code"], "quota_exceeded", "{error}");
+    let failed = &events[events.len() - 1]["response"];
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["code"], "quota_exceeded", "{failed}");
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .filter_map(|e| e["delta"].as_str())
+        .collect();
+    assert_eq!(text.matches("tok").count(), 10, "{text}");
+    assert!(!types.contains(&"response.completed"), "{types:?}");
+    let started = Instant::now();
+    while env.fake.cancelled_streams() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "/v1/responses: the upstream request was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    counted(&env, &keys[4].1, 10).await;
+
+    // A Messages stream: the budget's text, then Anthropic's `error` event (a 429's type,
+    // `rate_limit_error`), and no `message_stop`.
+    let messages = json!({"model": "bench", "stream": true, "max_tokens": 200,
+        "messages": [{"role": "user", "content": "go"}]});
+    let response = env
+        .client
+        .post(env.url("/v1/messages"))
+        .bearer_auth(&keys[5].0)
+        .json(&messages)
+        .send()
+        .await
+        .unwrap();
+    let events = super::common::named_events(response).await;
+    let (name, error) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["error"]["type"], "rate_limit_error", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota"),
+        "{error}"
+    );
+    assert!(
+        !events.iter().any(|(name, _)| name == "message_stop"),
+        "{events:?}"
+    );
+    let text: String = events
+        .iter()
+        .filter(|(name, _)| name == "content_block_delta")
+        .filter_map(|(_, e)| e["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text.matches("tok").count(), 10, "{text}");
+    let started = Instant::now();
+    while env.fake.cancelled_streams() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "/v1/messages: the upstream request was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    counted(&env, &keys[5].1, 10).await;
 
     // Without hard_quota the stream that crosses the quota finishes; the overshoot is counted.
     let response = post_as(&env, &long)
