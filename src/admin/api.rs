@@ -180,7 +180,7 @@ pub async fn create_key(
 /// One key.
 #[utoipa::path(
     get, path = "/admin/api/keys/{id}", tag = "Admin",
-    params(("id" = String, Path, description = "The key's id (`config:<name>` for configured keys)")),
+    params(("id" = String, Path, description = "The key's id (`config:<name>` for configured keys)", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     responses(
         (status = 200, description = "The key", body = KeyView),
         (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),
@@ -213,7 +213,7 @@ pub async fn get_key(
 /// Change a key: `enabled`, `name`, `models`, limits, quotas, `expires` (`null` clears).
 #[utoipa::path(
     patch, path = "/admin/api/keys/{id}", tag = "Admin",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     request_body = UpdateKey,
     responses(
         (status = 200, description = "The key as it is now", body = KeyView),
@@ -243,7 +243,7 @@ pub async fn update_key(
 /// Revoke a key: refused from now on, still listed (as revoked).
 #[utoipa::path(
     delete, path = "/admin/api/keys/{id}", tag = "Admin",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     responses(
         (status = 200, description = "The revoked key", body = KeyView),
         (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),
@@ -331,7 +331,7 @@ pub async fn create_user(
 /// Change a user's role (an admin user's keys are admin keys).
 #[utoipa::path(
     patch, path = "/admin/api/users/{name}", tag = "Admin",
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     request_body = UpdateUser,
     responses(
         (status = 200, description = "The user", body = UserView),
@@ -363,7 +363,7 @@ pub async fn update_user(
 /// Delete a user; its keys are revoked.
 #[utoipa::path(
     delete, path = "/admin/api/users/{name}", tag = "Admin",
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     responses(
         (status = 204, description = "Deleted; its keys are revoked"),
         (status = 400, description = "Invalid request or path", body = OpenAiErrorBody),

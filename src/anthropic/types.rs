@@ -22,7 +22,7 @@ pub struct MessagesRequest {
     #[schema(example = "llama3.2", min_length = 1)]
     pub model: String,
     /// Most tokens to generate (at least 1).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::openai::types::integral")]
     #[schema(minimum = 1, required = true, nullable = false)]
     pub max_tokens: Option<i64>,
     /// The conversation so far (at least one message).
@@ -43,7 +43,7 @@ pub struct MessagesRequest {
     #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
     /// Top-k sampling.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::openai::types::integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub top_k: Option<i64>,
     /// Stream the answer as named server-sent events.

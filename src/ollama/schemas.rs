@@ -92,7 +92,8 @@ pub struct GenerateBody {
 pub struct EmbedBody {
     #[schema(min_length = 1, example = "all-minilm")]
     model: String,
-    input: EmbedInput,
+    /// Without it, Ollama loads the model and answers no embeddings.
+    input: Option<EmbedInput>,
     truncate: Option<bool>,
     #[schema(minimum = 1)]
     dimensions: Option<u32>,
@@ -113,7 +114,8 @@ pub enum EmbedInput {
 pub struct LegacyEmbeddingsBody {
     #[schema(min_length = 1, example = "all-minilm")]
     model: String,
-    prompt: String,
+    /// Without it (or empty), Ollama loads the model and answers an empty embedding.
+    prompt: Option<String>,
     keep_alive: Option<KeepAlive>,
 }
 

@@ -97,7 +97,7 @@ pub struct ToolCallFunction {
     pub index: Option<u32>,
     pub name: String,
     /// Arguments as a JSON object (not a string).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::openai::types::object_value")]
     #[schema(value_type = Object)]
     pub arguments: Value,
 }

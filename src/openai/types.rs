@@ -27,6 +27,54 @@ where
     }
 }
 
+/// `deserialize_with` for `response_format.json_schema` (see [`object_only`]). Inside the
+/// tagged `response_format` the error's path stops at `response_format`, so the message names
+/// the field.
+fn json_schema_object<'de, D>(deserializer: D) -> Result<JsonSchemaFormat, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Value::deserialize(deserializer)? {
+        value @ Value::Object(_) => serde_json::from_value(value).map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom("json_schema: expected an object")),
+    }
+}
+
+/// `deserialize_with` for a JSON value that must be an object when present (with
+/// `#[serde(default)]`, an absent field stays `null`).
+pub fn object_value<'de, D>(deserializer: D) -> Result<Value, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Value::deserialize(deserializer)? {
+        value @ Value::Object(_) => Ok(value),
+        _ => Err(serde::de::Error::custom("expected an object")),
+    }
+}
+
+/// `deserialize_with` for an optional integer: JSON Schema's `integer` includes numbers with
+/// a zero fraction (`7.0`), which serde's integer types refuse.
+pub fn integral<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let expected = || serde::de::Error::custom("expected an integer");
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(number)) => match (number.as_i64(), number.as_f64()) {
+            (Some(int), _) => Ok(Some(int)),
+            // Within ±2^53 every integral f64 is exact, and the cast is lossless.
+            (None, Some(float))
+                if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 =>
+            {
+                Ok(Some(float as i64))
+            }
+            _ => Err(expected()),
+        },
+        Some(_) => Err(expected()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chat completions: request
 // ---------------------------------------------------------------------------------------------
@@ -70,6 +118,7 @@ pub struct ChatCompletionRequest {
     pub seed: Option<i64>,
     /// Up to four sequences where generation stops.
     #[serde(default)]
+    #[schema(schema_with = stop_schema)]
     pub stop: Option<StopSequences>,
     #[serde(default)]
     #[schema(minimum = -2, maximum = 2)]
@@ -278,7 +327,10 @@ impl StopSequences {
 pub enum ResponseFormat {
     Text,
     JsonObject,
-    JsonSchema { json_schema: JsonSchemaFormat },
+    JsonSchema {
+        #[serde(deserialize_with = "json_schema_object")]
+        json_schema: JsonSchemaFormat,
+    },
 }
 
 /// `response_format.json_schema`.
@@ -562,6 +614,7 @@ pub struct CompletionRequest {
     #[schema(example = "llama3.2", min_length = 1)]
     pub model: String,
     /// The prompt: a string, or an array holding one string.
+    #[schema(schema_with = prompt_schema)]
     pub prompt: Prompt,
     #[serde(default)]
     pub suffix: Option<String>,
@@ -581,6 +634,7 @@ pub struct CompletionRequest {
     #[serde(default)]
     pub seed: Option<i64>,
     #[serde(default)]
+    #[schema(schema_with = stop_schema)]
     pub stop: Option<StopSequences>,
     #[serde(default)]
     #[schema(minimum = -2, maximum = 2)]
@@ -620,6 +674,61 @@ pub struct CompletionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub options: Option<Map<String, Value>>,
+}
+
+/// A string, or an array of `min`..=`max` strings (`max` unbounded when `None`).
+fn string_or_strings(
+    description: &str,
+    min: usize,
+    max: Option<usize>,
+) -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .description(Some(description))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::String))
+                .min_items(Some(min))
+                .max_items(max),
+        )
+        .into()
+}
+
+/// `stop`: one sequence or several, none of them empty (or `null`).
+fn stop_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let sequence = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+    };
+    OneOfBuilder::new()
+        .description(Some(
+            "Sequences where generation stops: one, or several; none empty.",
+        ))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(sequence())
+        .item(ArrayBuilder::new().items(sequence()))
+        .into()
+}
+
+/// `prompt`: the document says what the gateway takes, one prompt per request.
+fn prompt_schema() -> utoipa::openapi::schema::Schema {
+    string_or_strings(
+        "The prompt: a string, or an array holding one string.",
+        1,
+        Some(1),
+    )
+}
+
+/// `input`: at least one string.
+fn embedding_input_schema() -> utoipa::openapi::schema::Schema {
+    string_or_strings(
+        "A string or a non-empty array of strings (token arrays are not supported by Ollama).",
+        1,
+        None,
+    )
 }
 
 /// A completion prompt: one string, or an array of strings (only one prompt per request).
@@ -675,6 +784,7 @@ pub struct EmbeddingRequest {
     #[schema(example = "all-minilm", min_length = 1)]
     pub model: String,
     /// A string or an array of strings (token arrays are not supported by Ollama).
+    #[schema(schema_with = embedding_input_schema)]
     pub input: EmbeddingInput,
     /// `float` (default) or `base64` (little-endian float32).
     #[serde(default)]

@@ -291,7 +291,7 @@ admin_route!(
 #[utoipa::path(
     post, path = "/api/blobs/{digest}", tag = "Ollama administrative", operation_id = "native_blob_upload",
     description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`.",
-    params(("digest" = String, Path, description = "`sha256:<hex>` of the blob")),
+    params(("digest" = String, Path, description = "`sha256:<hex>` of the blob", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The blob's bytes"),
     responses(
         (status = 201, description = "Stored"),
@@ -314,7 +314,7 @@ pub async fn blob_upload(
 #[utoipa::path(
     head, path = "/api/blobs/{digest}", tag = "Ollama administrative", operation_id = "native_blob_exists",
     description = "Refused with 403 unless the gateway runs with `GATEWAY_ALLOW_ADMIN=true`, and then only for keys marked `admin`.",
-    params(("digest" = String, Path, description = "`sha256:<hex>` of the blob")),
+    params(("digest" = String, Path, description = "`sha256:<hex>` of the blob", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     responses(
         (status = 200, description = "The blob exists"),
         (status = 400, description = "Malformed path"),

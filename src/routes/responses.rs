@@ -174,7 +174,7 @@ pub struct ResponseDeleted {
 /// last event carried it). Only the key that made it finds it.
 #[utoipa::path(
     get, path = "/v1/responses/{response_id}", tag = "OpenAI Responses",
-    params(("response_id" = String, Path, description = "The response's id (`resp_...`)")),
+    params(("response_id" = String, Path, description = "The response's id (`resp_...`)", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     responses(
         (status = 200, description = "The stored response object", body = crate::responses::types::Response),
         (status = 400, description = "A path the gateway refuses", body = OpenAiErrorBody),
@@ -205,7 +205,7 @@ pub async fn get_response(
 /// Delete a stored response. Only the key that made it can.
 #[utoipa::path(
     delete, path = "/v1/responses/{response_id}", tag = "OpenAI Responses",
-    params(("response_id" = String, Path, description = "The response's id (`resp_...`)")),
+    params(("response_id" = String, Path, description = "The response's id (`resp_...`)", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#)),
     responses(
         (status = 200, description = "Deleted", body = ResponseDeleted),
         (status = 400, description = "A path the gateway refuses", body = OpenAiErrorBody),

@@ -231,7 +231,7 @@ pub async fn list_models(
 /// Retrieve one model. The id may contain `/` (`hf.co/user/repo:Q4_K_M`).
 #[utoipa::path(
     get, path = "/v1/models/{model}", tag = "OpenAI",
-    params(("model" = String, Path, description = "Model id; may contain `/`", example = "llama3.2:latest")),
+    params(("model" = String, Path, description = "Model id; may contain `/`", pattern = r#"^[^\u0000-\u0020\u007F-\u009F\\?#<>"^`{|}]+$"#, example = "llama3.2:latest")),
     responses(
         (status = 200, description = "The model", body = Model),
         (status = 400, description = "Malformed path", body = OpenAiErrorBody),

@@ -83,12 +83,41 @@ async fn values_outside_the_document_are_refused() {
             json!({"model": "llama3.2", "max_tokens": 5, "messages": ask, "metadata": [null, null]}),
             "metadata",
         ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": ask,
+                "response_format": {"type": "json_schema", "json_schema": [null, null]}}),
+            "response_format",
+        ),
+        (
+            "/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": [null, null]}}]}]}),
+            "arguments",
+        ),
+        (
+            "/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": null}}]}]}),
+            "arguments",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": ask, "top_k": 2.5}),
+            "top_k",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, out) = env.post_json(path, &body).await;
         assert_eq!(status, 400, "{path} {body}: {out}");
         let text = out.to_string();
         assert!(text.contains(field), "{path}: {out}");
+        if body
+            .pointer("/response_format/json_schema")
+            .is_some_and(|v| v.is_array())
+        {
+            assert!(text.contains("json_schema: expected an object"), "{out}");
+        }
         if path.starts_with("/v1/") && !path.starts_with("/v1/messages") {
             assert_eq!(out["error"]["param"], field, "{path}: {out}");
         }
@@ -110,6 +139,11 @@ async fn values_outside_the_document_are_refused() {
         (
             "/v1/embeddings",
             json!({"model": "all-minilm", "input": "hi", "keep_alive": -1}),
+        ),
+        // JSON Schema's integers include `7.0`.
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5.0, "messages": ask, "top_k": 40.0}),
         ),
     ] {
         let (status, out) = env.post_json(path, &body).await;
@@ -167,5 +201,54 @@ async fn native_requests_without_a_json_object_body_are_refused() {
             0,
             "nothing went upstream to {path}"
         );
+    }
+}
+
+/// Path parameters are documented with the characters the gateway refuses in any path
+/// (controls, `\\`, `?`, `#`), and a one-prompt completion and a non-empty embedding input
+/// with the array sizes the gateway takes.
+#[test]
+fn the_document_states_the_limits_the_gateway_applies() {
+    let document = serde_json::to_value(ollama_gateway::openapi()).unwrap();
+    for (path, method) in [
+        ("/v1/models/{model}", "get"),
+        ("/v1/responses/{response_id}", "get"),
+        ("/v1/responses/{response_id}", "delete"),
+        ("/admin/api/keys/{id}", "get"),
+        ("/admin/api/users/{name}", "patch"),
+        ("/api/blobs/{digest}", "head"),
+    ] {
+        let pattern = document["paths"][path][method]["parameters"][0]["schema"]["pattern"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // Controls and space, and what cannot stand unescaped in a path once decoded.
+        for refused in ["\\u0000-\\u0020", "\\u007F-\\u009F", "<>", "{|}"] {
+            assert!(pattern.contains(refused), "{path} {method}: {pattern:?}");
+        }
+    }
+    let schemas = &document["components"]["schemas"];
+    let prompt = &schemas["CompletionRequest"]["properties"]["prompt"]["oneOf"][1];
+    assert_eq!(
+        (prompt["minItems"].as_u64(), prompt["maxItems"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let input = &schemas["EmbeddingRequest"]["properties"]["input"]["oneOf"][1];
+    assert_eq!(
+        (input["minItems"].as_u64(), input.get("maxItems")),
+        (Some(1), None)
+    );
+    for request in ["ChatCompletionRequest", "CompletionRequest"] {
+        let stop = &schemas[request]["properties"]["stop"]["oneOf"];
+        assert_eq!(stop[1]["minLength"], 1, "{request}: {stop}");
+        assert_eq!(stop[2]["items"]["minLength"], 1, "{request}: {stop}");
+    }
+    // Native embeddings without their input are Ollama's load requests, not errors.
+    for (request, field) in [("EmbedBody", "input"), ("LegacyEmbeddingsBody", "prompt")] {
+        let required = schemas[request]["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!required.contains(&json!(field)), "{request}: {required:?}");
     }
 }
