@@ -150,7 +150,7 @@ pub enum ContentBlockParam {
     /// The result of a tool call.
     ToolResult {
         tool_use_id: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "tool_result_content")]
         content: Option<ToolResultContent>,
         #[serde(default)]
         is_error: Option<bool>,
@@ -177,6 +177,31 @@ pub enum ImageSource {
     Base64 { media_type: String, data: String },
     /// A remote image: refused, the gateway does not fetch URLs on a client's behalf.
     Url { url: String },
+}
+
+/// `deserialize_with` for `tool_result.content`: serde reads a block's `type` given as a number
+/// as the variant at that position (`0` is `text`), which the document does not allow.
+fn tool_result_content<'de, D>(deserializer: D) -> Result<Option<ToolResultContent>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => {
+            if let Value::Array(blocks) = &value
+                && blocks
+                    .iter()
+                    .any(|block| !block.get("type").is_some_and(Value::is_string))
+            {
+                return Err(serde::de::Error::custom(
+                    "tool_result content blocks need a string `type`",
+                ));
+            }
+            serde_json::from_value(value)
+                .map(Some)
+                .map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 /// `tool_result.content`: a string or text/image blocks.

@@ -106,6 +106,12 @@ async fn values_outside_the_document_are_refused() {
             json!({"model": "llama3.2", "max_tokens": 5, "messages": ask, "top_k": 2.5}),
             "top_k",
         ),
+        (
+            "/v1/messages/count_tokens",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": [{"type": "tool_result",
+                "tool_use_id": "t", "content": [{"type": 0, "text": "x"}]}]}]}),
+            "messages[0].content",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, out) = env.post_json(path, &body).await;
