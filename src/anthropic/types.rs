@@ -109,7 +109,33 @@ pub struct TextBlockParam {
 #[schema(as = AnthropicInputMessage)]
 pub struct InputMessage {
     pub role: InputRole,
+    #[serde(deserialize_with = "message_content")]
     pub content: MessageParamContent,
+}
+
+/// Whether every block of a block list has a string `type` (serde would read a number as the
+/// variant at that position: `0` is `text`, which the document does not allow).
+fn typed_blocks(value: &Value) -> bool {
+    match value {
+        Value::Array(blocks) => blocks
+            .iter()
+            .all(|block| block.get("type").is_some_and(Value::is_string)),
+        _ => true,
+    }
+}
+
+/// `deserialize_with` for a message's `content` (see [`typed_blocks`]).
+fn message_content<'de, D>(deserializer: D) -> Result<MessageParamContent, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = Value::deserialize(deserializer)?;
+    if !typed_blocks(&value) {
+        return Err(serde::de::Error::custom(
+            "content blocks need a string `type`",
+        ));
+    }
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
 }
 
 /// Who wrote a message.
@@ -188,11 +214,7 @@ where
     match Option::<Value>::deserialize(deserializer)? {
         None | Some(Value::Null) => Ok(None),
         Some(value) => {
-            if let Value::Array(blocks) = &value
-                && blocks
-                    .iter()
-                    .any(|block| !block.get("type").is_some_and(Value::is_string))
-            {
+            if !typed_blocks(&value) {
                 return Err(serde::de::Error::custom(
                     "tool_result content blocks need a string `type`",
                 ));

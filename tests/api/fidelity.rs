@@ -112,6 +112,12 @@ async fn values_outside_the_document_are_refused() {
                 "tool_use_id": "t", "content": [{"type": 0, "text": "x"}]}]}]}),
             "messages[0].content",
         ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user",
+                "content": [{"type": 0, "text": "x"}]}]}),
+            "string `type`",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, out) = env.post_json(path, &body).await;
