@@ -225,6 +225,12 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_USAGE_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub usage_retention: Duration,
 
+    /// An htpasswd-style file of `user:bcrypt-hash` lines (`htpasswd -nB user`,
+    /// `caddy hash-password`): `Authorization: Basic` with such a user is accepted where a key
+    /// is. Read again within a second when it changes.
+    #[arg(long, env = "GATEWAY_BASIC_USERS")]
+    pub basic_users: Option<PathBuf>,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,

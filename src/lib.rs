@@ -65,6 +65,7 @@ pub async fn build(config: Config) -> Result<Gateway, String> {
 /// [`build`], with the clock token quotas are counted in (tests move it by hand).
 pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
     let keys = KeyStore::load(&config)?;
+    let basic_users = gate::basic::BasicAuth::from_config(&config)?;
     let upstream = Upstream::new(&config.ollama_url, config.upstream_timeout)
         .map_err(|e| format!("OLLAMA_URL: {e}"))?;
     let store = admin::cli::open(&config).await?;
@@ -96,7 +97,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         .await
         .map_err(db_error)?;
     usage.quotas.seed(&today, &month);
-    let gate = Gate::new(&config, keys);
+    let mut gate = Gate::new(&config, keys);
+    gate.basic = basic_users;
     let tls = tls::ServerTls::from_config(&config)?;
     let state = AppState::new(Inner {
         upstream,
@@ -112,6 +114,14 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
     });
     gate::reload::reload(&state).await.map_err(db_error)?;
     tokio::spawn(gate::reload::watch(state.clone()));
+    if state.gate.basic.is_some() {
+        let watched = state.clone();
+        tokio::spawn(async move {
+            if let Some(users) = &watched.gate.basic {
+                users.watch().await;
+            }
+        });
+    }
     Ok(Gateway {
         service: http::stack::build(state.clone()),
         state,

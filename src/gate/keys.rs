@@ -321,14 +321,15 @@ fn same_settings(a: &KeyRecord, b: &KeyRecord) -> bool {
 
 /// Default per-key limits from the configuration.
 #[derive(Clone, Copy, Debug, Default)]
-struct Limits {
+pub struct Limits {
     rate_per_minute: u32,
     burst: u32,
     max_concurrent: u32,
 }
 
 impl Limits {
-    fn from_config(config: &Config) -> Self {
+    /// `GATEWAY_RATE_LIMIT`, `GATEWAY_RATE_BURST` and `GATEWAY_MAX_CONCURRENT`.
+    pub fn from_config(config: &Config) -> Self {
         Self {
             rate_per_minute: config.rate_limit,
             burst: config.rate_burst,
@@ -376,6 +377,14 @@ impl Limits {
             monthly: s.monthly_token_quota,
             hard: s.hard_quota,
         };
+        caller
+    }
+
+    /// The caller of a Basic auth user: named after the user (its usage is the user's), with
+    /// these limits and no model restriction of its own.
+    pub fn user_caller(self, user: &str) -> Caller {
+        let mut caller = self.caller(user, ModelAllowlist::default(), false, None);
+        caller.user = Some(user.to_owned());
         caller
     }
 

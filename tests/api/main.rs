@@ -10,6 +10,7 @@ mod acme;
 mod addresses;
 mod admin;
 mod attacks;
+mod basic_auth;
 mod common;
 mod fidelity;
 mod gate;

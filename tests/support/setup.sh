@@ -1,7 +1,8 @@
 # What the test command needs from the machine, installed when missing. Source it, then call
 # setup_machine. The Rust toolchain is the one thing assumed; everything else is checked here:
 #   - Debian packages: curl, Python 3 with venv, Node.js with npm, Chromium (the browser suite),
-#     pebble (the ACME test server, for the HTTPS tests), and the libraries of the real Ollama
+#     pebble (the ACME test server, for the HTTPS tests), apache2-utils (`htpasswd -B`, the
+#     Basic auth tests' users file), and the libraries of the real Ollama
 #     in ../shared/ollama (libsqlite3, libstdc++).
 #     As root they are installed with apt-get (one `apt-get update` first); otherwise the
 #     exact `apt-get install` line is printed and the run stops before any suite starts.
@@ -19,6 +20,7 @@ _SETUP_COMMANDS=(
     "chromium chromium"
     "pebble pebble"
     "pebble-challtestsrv pebble"
+    "htpasswd apache2-utils"
 )
 
 # The packages missing on this machine, one per line.
