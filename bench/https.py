@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What HTTPS costs the gateway, against what it costs nginx with the same certificate, in one run.
 
-    bash bench/run.sh --https [--rate 500] [--conn-rate 150] [--seconds 4] [--rounds 3]
+    bash bench/run.sh --https [--rate 500] [--conn-rate 150] [--seconds 6] [--rounds 3]
     python3 bench/https.py --bin-dir target/release --oha OHA --nginx NGINX [options]
 
 One certificate and key (an ECDSA P-256 leaf for 127.0.0.1 and localhost, signed by a CA made
@@ -22,8 +22,9 @@ interleaved rounds (the order rotates each round; the report shows medians over 
   new connection   --conn-rate req/s, one TCP connection and one TLS handshake per request
                    (oha --disable-keepalive): the cost of the handshake
 
-Printed per load: P50 and P99 (ms), CPU per request of the target's own processes (utime+stime
-from /proc, in microseconds), then the ratios: gateway HTTPS / gateway HTTP, and gateway HTTPS /
+Printed per load: P50 and P99 (ms, medians over rounds), CPU per request of the target's own
+processes (utime+stime from /proc over all rounds, divided by all requests answered, in
+microseconds), then the ratios: gateway HTTPS / gateway HTTP, and gateway HTTPS /
 nginx HTTPS, for added P50 (over direct) and for CPU per request; and what HTTPS itself adds
 (https - http) for each, side by side. Results go to bench/results/https.md and https.json.
 Everything listens on 127.0.0.1 on free ports in a temp dir, and is stopped at the end.
@@ -262,6 +263,7 @@ def measure(opts) -> dict:
             pids["nginx-http"] = pids["nginx-https"] = proc.pid
 
         loads = {"keep-alive": (opts.rate, False), "new connection": (opts.conn_rate, True)}
+        load_before = os.getloadavg()[0]
         results: dict[str, dict[str, list[dict]]] = {load: {n: [] for n in urls} for load in loads}
         names = list(urls)
         # Fill every connection pool once before measuring (not counted).
@@ -276,7 +278,8 @@ def measure(opts) -> dict:
                     cpu0 = cpu_seconds(group)
                     sample = oha(opts, urls[name], KEY if name.startswith("gateway") else None, rate, ca, fresh)
                     if pid:
-                        sample["cpu_us"] = (cpu_seconds(group) - cpu0) * 1e6 / max(sample["answered"], 1)
+                        sample["cpu_s"] = cpu_seconds(group) - cpu0
+                        sample["cpu_us"] = sample["cpu_s"] * 1e6 / max(sample["answered"], 1)
                     results[load][name].append(sample)
         tls_versions = {}
         for name in ("gateway-https", "nginx-https"):
@@ -285,7 +288,8 @@ def measure(opts) -> dict:
                 with socket.create_connection((host, int(port))) as raw, \
                         trust.wrap_socket(raw, server_hostname=host) as tls_sock:
                     tls_versions[name] = f"{tls_sock.version()} {tls_sock.cipher()[0]}"
-        return {"results": results, "tls": tls_versions, "loads": {k: v[0] for k, v in loads.items()}}
+        return {"results": results, "tls": tls_versions, "loads": {k: v[0] for k, v in loads.items()},
+                "load_average": [load_before, os.getloadavg()[0]]}
     finally:
         stop(procs)
         shutil.rmtree(work, ignore_errors=True)
@@ -297,7 +301,9 @@ def summarise(measured: dict, opts) -> tuple[str, dict]:
     out = lines.append
     out("# HTTPS: the gateway against nginx, same certificate, same run")
     out("")
-    out(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; {opts.rounds} interleaved rounds of "
+    before, after = measured["load_average"]
+    out(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, load average {before:.1f} before and "
+        f"{after:.1f} after (the machine is shared); {opts.rounds} interleaved rounds of "
         f"{opts.seconds} s per target and load; oha fixed rate with latency correction, 20 connections.")
     out("TLS negotiated: " + "; ".join(f"{k}: {v}" for k, v in measured["tls"].items()))
     out("Certificate: ECDSA P-256 leaf signed by a CA made for the run (openssl), the same files for both.")
@@ -306,9 +312,11 @@ def summarise(measured: dict, opts) -> tuple[str, dict]:
         rate = measured["loads"][load]
         med = {n: {k: statistics.median(s[k] for s in samples) for k in ("p50", "p99")}
                for n, samples in per_target.items()}
+        # CPU per request over all rounds together: clock ticks are 10 ms, so one round's share
+        # is coarse; the sum over rounds is not.
         for n, samples in per_target.items():
             if n != "direct":
-                med[n]["cpu_us"] = statistics.median(s["cpu_us"] for s in samples)
+                med[n]["cpu_us"] = sum(s["cpu_s"] for s in samples) * 1e6 / max(sum(s["answered"] for s in samples), 1)
         failed = {n: sum(s["answered"] - s["ok"] + s["errors"] for s in samples) for n, samples in per_target.items()}
         held = {n: statistics.median(s["answered"] / (rate * opts.seconds) for s in samples)
                 for n, samples in per_target.items()}
@@ -352,7 +360,8 @@ def summarise(measured: dict, opts) -> tuple[str, dict]:
         out("")
         summary[load] = {"rate": rate, "medians": med, "failed": failed, "held": held, "figures": figures}
     out("CPU per request is the target's own processes (the gateway; nginx's master and workers), "
-        "utime + stime from /proc over the run, divided by the requests answered. The gateway also "
+        "utime + stime from /proc summed over the rounds, divided by the requests answered in them "
+        f"(a clock tick is {1000 / CLK_TCK:.0f} ms). The gateway also "
         "translates (OpenAI to Ollama's native API and back) and checks a key; nginx only forwards, "
         "so the gateway-HTTPS / nginx-HTTPS ratio includes that work; the https - http lines are "
         "the TLS part alone.")
@@ -366,7 +375,7 @@ def main() -> None:
     parser.add_argument("--nginx", default=shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else ""))
     parser.add_argument("--rate", type=int, default=500, help="keep-alive load, req/s")
     parser.add_argument("--conn-rate", type=int, default=150, help="new-connection load, req/s")
-    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", default=str(ROOT / "bench/results/https.md"))
     opts = parser.parse_args()
