@@ -1,7 +1,9 @@
 //! Basic auth users, as the reverse-proxy guides set them up: `GATEWAY_BASIC_USERS` names an
 //! htpasswd-style file of `user:bcrypt-hash` lines (what `htpasswd -nB user` or
 //! `caddy hash-password` print). `Authorization: Basic` with such a user is a caller named after
-//! the user, with the default per-key limits.
+//! the user, with the default per-key limits, or its own allowlist, limits and admin right from
+//! `[[basic_users]]` in the TOML file (`GATEWAY_CONFIG`). That file is read at start only, as it
+//! is for keys: a user added to the htpasswd file later gets the settings read then.
 //!
 //! bcrypt is slow on purpose, so it never runs on the async workers: each check goes to the
 //! blocking pool, at most one per CPU at a time (a flood of wrong passwords queues instead of
@@ -25,7 +27,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::keys::{Caller, Limits};
+use super::keys::{Caller, Limits, UserSettings};
 use crate::config::Config;
 
 /// How long a successful check is remembered.
@@ -43,6 +45,7 @@ pub const REFUSED: &str = "invalid user name or password";
 pub struct BasicAuth {
     path: PathBuf,
     limits: Limits,
+    settings: HashMap<String, UserSettings>,
     users: ArcSwap<BasicUsers>,
     /// One bcrypt run per CPU at a time.
     verifying: Semaphore,
@@ -72,18 +75,32 @@ impl BasicAuth {
     /// The users of `GATEWAY_BASIC_USERS`, or `None` when it is unset. A file that cannot be
     /// read or has a bad line stops the gateway with a message naming the setting and the line.
     pub fn from_config(config: &Config) -> Result<Option<Self>, String> {
+        let settings = super::keys::basic_user_settings(config)?;
         let Some(path) = &config.basic_users else {
+            if !settings.is_empty() {
+                tracing::warn!(
+                    "GATEWAY_CONFIG: [[basic_users]] settings have no effect without GATEWAY_BASIC_USERS"
+                );
+            }
             return Ok(None);
         };
         let limits = Limits::from_config(config);
-        let users = read(path, limits, &BasicUsers::default())?;
+        let users = read(path, limits, &settings, &BasicUsers::default())?;
         if users.users.is_empty() {
             tracing::warn!(file = %path.display(), "GATEWAY_BASIC_USERS: the file names no user");
+        }
+        for user in without_line(&settings, &users) {
+            tracing::warn!(
+                user,
+                file = %path.display(),
+                "GATEWAY_CONFIG: [[basic_users]] names a user the GATEWAY_BASIC_USERS file does not have (its settings apply if the user is added)"
+            );
         }
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Some(Self {
             path: path.clone(),
             limits,
+            settings,
             users: ArcSwap::from_pointee(users),
             verifying: Semaphore::new(cpus),
             verifications: AtomicU64::new(0),
@@ -162,7 +179,7 @@ impl BasicAuth {
             if now == seen {
                 continue;
             }
-            match read(&self.path, self.limits, &self.users.load()) {
+            match read(&self.path, self.limits, &self.settings, &self.users.load()) {
                 Ok(users) => {
                     let count = users.users.len();
                     self.users.store(Arc::new(users));
@@ -208,6 +225,20 @@ impl BasicUsers {
     }
 }
 
+/// The users with `[[basic_users]]` settings that the file does not name, sorted.
+fn without_line<'a>(
+    settings: &'a HashMap<String, UserSettings>,
+    users: &BasicUsers,
+) -> Vec<&'a str> {
+    let mut missing: Vec<&str> = settings
+        .keys()
+        .filter(|name| !users.users.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    missing.sort_unstable();
+    missing
+}
+
 /// What identifies one version of the file without reading it.
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -216,7 +247,12 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 
 /// Read and check the file; users already in `before` keep their caller (and so their rate
 /// limiter and concurrency permits).
-fn read(path: &Path, limits: Limits, before: &BasicUsers) -> Result<BasicUsers, String> {
+fn read(
+    path: &Path,
+    limits: Limits,
+    settings: &HashMap<String, UserSettings>,
+    before: &BasicUsers,
+) -> Result<BasicUsers, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("GATEWAY_BASIC_USERS: cannot read {}: {e}", path.display()))?;
     let lines =
@@ -229,7 +265,7 @@ fn read(path: &Path, limits: Limits, before: &BasicUsers) -> Result<BasicUsers, 
         }
         let caller = match before.users.get(&user) {
             Some(kept) => kept.caller.clone(),
-            None => Arc::new(limits.user_caller(&user)),
+            None => Arc::new(limits.user_caller(&user, settings.get(&user))),
         };
         users.insert(user, BasicUser { hash, caller });
     }
@@ -342,5 +378,25 @@ mod tests {
             users.remember(d);
         }
         assert!(users.cache().len() <= CACHE_MAX);
+    }
+
+    #[test]
+    fn settings_for_users_the_file_lacks_are_found() {
+        let text = format!("ann:{ANN}\nbob:{BOB}\n");
+        let path = std::env::temp_dir().join(format!("gw-basic-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let settings: HashMap<String, UserSettings> = ["zed", "ann", "cat"]
+            .into_iter()
+            .map(|name| {
+                let user: UserSettings =
+                    toml::from_str(&format!("name = \"{name}\"")).unwrap_or_else(|e| panic!("{e}"));
+                (name.to_owned(), user)
+            })
+            .collect();
+        let users = read(&path, Limits::default(), &settings, &BasicUsers::default());
+        let _ = std::fs::remove_file(&path);
+        let users = users.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(without_line(&settings, &users), ["cat", "zed"]);
+        assert!(without_line(&HashMap::new(), &users).is_empty());
     }
 }

@@ -55,11 +55,16 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 async fn with_users(dir: &Path, configure: impl FnOnce(&mut Config)) -> Env {
+    with_users_and(dir, "", configure).await
+}
+
+/// [`with_users`], with `toml` added to the key file (for `[[basic_users]]`).
+async fn with_users_and(dir: &Path, toml: &str, configure: impl FnOnce(&mut Config)) -> Env {
     let file = users_file(dir);
     let keys = dir.join("keys.toml");
     std::fs::write(
         &keys,
-        format!("[[keys]]\nname = \"root\"\nkey = \"{ROOT_KEY}\"\nadmin = true\n"),
+        format!("[[keys]]\nname = \"root\"\nkey = \"{ROOT_KEY}\"\nadmin = true\n\n{toml}"),
     )
     .unwrap();
     Env::with(|c| {
@@ -358,6 +363,156 @@ async fn the_users_file_is_read_again_when_it_changes() {
         get_as(&env, "/v1/models", &basic("dan", "new-one")).await.0,
         200
     );
+}
+
+/// The model ids of a listing: `data[].id` on `/v1/models`, `models[].name` on `/api/tags`.
+fn listed(body: &Value) -> Vec<&str> {
+    let (list, field) = match body.get("data") {
+        Some(data) => (data, "id"),
+        None => (&body["models"], "name"),
+    };
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a listing: {body}"))
+        .iter()
+        .filter_map(|m| m[field].as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn basic_users_have_their_own_models_limits_and_admin_right_from_the_key_file() {
+    let dir = TempDir::new("basic-settings");
+    // `dee` is not in the users file: a warning at start, not an error.
+    let settings = "[[basic_users]]\nname = \"ann\"\nmodels = [\"qwen3\"]\n\n\
+        [[basic_users]]\nname = \"cy\"\nrate_limit = 60\nburst = 2\n\n\
+        [[basic_users]]\nname = \"bob\"\nadmin = true\n\n\
+        [[basic_users]]\nname = \"dee\"\nadmin = true\n";
+    let env = with_users_and(dir.path(), settings, |c| c.allow_admin = true).await;
+    let ann = basic("ann", "secret");
+    let bob = basic("bob", "hunter2");
+    let cy = basic("cy", "pa:ss word");
+
+    // ann: only qwen3, in the listings and for requests; refusals never reach the upstream.
+    let (status, all, _) = get_as(&env, "/v1/models", &bob).await;
+    assert_eq!(status, 200, "{all}");
+    assert!(listed(&all).len() > 1, "bob sees every model: {all}");
+    for path in ["/v1/models", "/api/tags"] {
+        let (status, body, _) = get_as(&env, path, &ann).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(listed(&body), ["qwen3:latest"], "{path}: {body}");
+    }
+    let (status, body, _) = get_as(&env, "/v1/models/llama3.2", &ann).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_allowed", "{body}");
+    let chat_as = |auth: &str, model: &str| {
+        env.client
+            .post(env.url("/v1/chat/completions"))
+            .header("authorization", auth)
+            .json(&chat(model))
+            .send()
+    };
+    let (status, body) = read_json(chat_as(&ann, "llama3.2").await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_allowed", "{body}");
+    let native = env
+        .client
+        .post(env.url("/api/chat"))
+        .header("authorization", &ann)
+        .json(&json!({"model": "llama3.2", "stream": false,
+            "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read_json(native).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not allowed"),
+        "{body}"
+    );
+    assert_eq!(env.upstream_calls("/api/chat"), 0);
+    let (status, body) = read_json(chat_as(&ann, "qwen3").await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = read_json(chat_as(&bob, "llama3.2").await.unwrap()).await;
+    assert_eq!(status, 200, "bob has no list of his own: {body}");
+
+    // cy: 60 a minute with a burst of 2, whoever else is calling; bob keeps the defaults.
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..4 {
+        let response = env
+            .client
+            .get(env.url("/v1/models"))
+            .header("authorization", &cy)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            limited = Some(response);
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    let limited = limited.unwrap();
+    assert_eq!(limited.headers()["x-ratelimit-limit-requests"], "60");
+    assert!(limited.headers().contains_key("retry-after"));
+    for _ in 0..4 {
+        let response = env
+            .client
+            .get(env.url("/v1/models"))
+            .header("authorization", &bob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ratelimit-limit-requests"], "600");
+    }
+
+    // bob: the admin API and Ollama's administrative endpoints; ann and cy: neither.
+    let pull_as = |auth: &str| {
+        env.client
+            .post(env.url("/api/pull"))
+            .header("authorization", auth)
+            .json(&json!({"model": "llama3.2", "stream": false}))
+            .send()
+    };
+    let (status, body, _) = get_as(&env, "/admin/api/keys", &bob).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = read_json(pull_as(&bob).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = get_as(&env, "/admin/api/keys", &ann).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = read_json(pull_as(&ann).await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        env.upstream_calls("/api/pull"),
+        1,
+        "only bob's pull went up"
+    );
+}
+
+#[tokio::test]
+async fn bad_basic_user_settings_stop_the_start_naming_the_setting() {
+    let dir = TempDir::new("basic-settings-bad");
+    let users = users_file(dir.path());
+    for (text, wanted) in [
+        (
+            "[[basic_users]]\nname = \"ann\"\nrate = 5\n",
+            "unknown field `rate`",
+        ),
+        (
+            "[[basic_users]]\nname = \"ann\"\n\n[[basic_users]]\nname = \"ann\"\n",
+            "user 'ann' has settings already",
+        ),
+    ] {
+        let path = dir.path().join("keys.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut config = Config::defaults();
+        config.basic_users = Some(users.clone());
+        config.config_file = Some(path);
+        config.db = temp_db();
+        let err = ollama_gateway::build(config).await.err().unwrap();
+        assert!(err.starts_with("GATEWAY_CONFIG"), "{err}");
+        assert!(err.contains(wanted), "{text:?}: {err}");
+    }
 }
 
 #[tokio::test]
