@@ -135,9 +135,10 @@ pub struct Config {
     )]
     pub tls_names: Vec<String>,
 
-    /// Where `GATEWAY_TLS=internal` keeps its CA and certificate.
-    #[arg(long, env = "GATEWAY_TLS_DIR", default_value = "ollama-gateway-tls")]
-    pub tls_dir: PathBuf,
+    /// Where `GATEWAY_TLS=internal` keeps its CA and certificate and `acme` its account and
+    /// certificates. Unset: `ollama-gateway-tls` beside the SQLite database of GATEWAY_DB.
+    #[arg(long, env = "GATEWAY_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
 
     /// How long an internal leaf certificate is valid; a new one is issued when a third is left.
     #[arg(long, env = "GATEWAY_TLS_INTERNAL_LIFETIME", default_value = "30d", value_parser = parse_duration)]
@@ -256,6 +257,27 @@ impl Config {
     /// Defaults for everything, as if no flag or variable were set (used by tests).
     pub fn defaults() -> Self {
         Self::parse_from(["ollama-gateway"])
+    }
+
+    /// `GATEWAY_TLS_DIR`, or `ollama-gateway-tls` in the folder of the SQLite database: the
+    /// volume that keeps the database keeps the CA (clients that trust it go on trusting it).
+    pub fn tls_dir(&self) -> PathBuf {
+        const NAME: &str = "ollama-gateway-tls";
+        if let Some(dir) = &self.tls_dir {
+            return dir.clone();
+        }
+        let file = self
+            .db
+            .strip_prefix("sqlite://")
+            .or_else(|| self.db.strip_prefix("sqlite:"))
+            .and_then(|rest| rest.split('?').next());
+        match file
+            .map(std::path::Path::new)
+            .and_then(std::path::Path::parent)
+        {
+            Some(folder) => folder.join(NAME),
+            None => PathBuf::from(NAME),
+        }
     }
 }
 
@@ -437,5 +459,25 @@ mod tests {
         assert_eq!(config.max_body, 32 << 20);
         assert_eq!(config.body_timeout, Duration::from_secs(30));
         assert_eq!(config.auth, AuthMode::On);
+        assert_eq!(config.tls_dir(), PathBuf::from("ollama-gateway-tls"));
+    }
+
+    #[test]
+    fn the_tls_folder_is_beside_the_database_unless_set() {
+        let mut config = Config::defaults();
+        for (db, wanted) in [
+            (
+                "sqlite:///data/ollama-gateway.db",
+                "/data/ollama-gateway-tls",
+            ),
+            ("sqlite://var/gw.db?mode=rwc", "var/ollama-gateway-tls"),
+            ("sqlite:gw.db", "ollama-gateway-tls"),
+            ("sqlite::memory:", "ollama-gateway-tls"),
+        ] {
+            config.db = db.into();
+            assert_eq!(config.tls_dir(), PathBuf::from(wanted), "{db}");
+        }
+        config.tls_dir = Some(PathBuf::from("/etc/gw/tls"));
+        assert_eq!(config.tls_dir(), PathBuf::from("/etc/gw/tls"));
     }
 }

@@ -92,7 +92,7 @@ impl ServerTls {
             }
             TlsMode::Internal => {
                 let ca = internal::LocalCa::open(
-                    &config.tls_dir,
+                    &config.tls_dir(),
                     &config.tls_names,
                     config.tls_internal_lifetime,
                 )?;
@@ -109,7 +109,7 @@ impl ServerTls {
                     renew_before: config.acme_renew_before,
                 };
                 let (issuer, cached) =
-                    acme::AcmeIssuer::open(&config.tls_dir.join("acme"), settings)?;
+                    acme::AcmeIssuer::open(&config.tls_dir().join("acme"), settings)?;
                 (Source::Acme(Box::new(issuer)), cached)
             }
         };

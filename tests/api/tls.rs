@@ -210,7 +210,7 @@ async fn the_internal_ca_serves_its_names_renews_and_survives_a_restart() {
     let dir = dir_guard.path().to_owned();
     let configure = |c: &mut ollama_gateway::config::Config| {
         c.tls = Some(TlsMode::Internal);
-        c.tls_dir = dir.join("tls");
+        c.tls_dir = Some(dir.join("tls"));
         c.tls_names = vec!["localhost".into(), "127.0.0.1".into()];
         c.tls_internal_lifetime = Duration::from_secs(6);
     };
