@@ -126,14 +126,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
-    /// Host names and IP addresses the internal certificate is for (comma-separated).
-    #[arg(
-        long,
-        env = "GATEWAY_TLS_NAMES",
-        value_delimiter = ',',
-        default_value = "localhost,127.0.0.1,::1"
-    )]
-    pub tls_names: Vec<String>,
+    /// Host names and IP addresses of the certificate (comma-separated): the ones `internal`
+    /// issues for (default `localhost,127.0.0.1,::1`), and with `files` the ones
+    /// GATEWAY_TLS_CERT must cover (checked at start and at each reload; unset: not checked).
+    #[arg(long, env = "GATEWAY_TLS_NAMES", value_delimiter = ',')]
+    pub tls_names: Option<Vec<String>>,
 
     /// Where `GATEWAY_TLS=internal` keeps its CA and certificate and `acme` its account and
     /// certificates. Unset: `ollama-gateway-tls` beside the SQLite database of GATEWAY_DB.

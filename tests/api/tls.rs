@@ -292,7 +292,7 @@ async fn the_internal_ca_serves_its_names_renews_and_survives_a_restart() {
     let configure = |c: &mut ollama_gateway::config::Config| {
         c.tls = Some(TlsMode::Internal);
         c.tls_dir = Some(dir.join("tls"));
-        c.tls_names = vec!["localhost".into(), "127.0.0.1".into()];
+        c.tls_names = Some(vec!["localhost".into(), "127.0.0.1".into()]);
         c.tls_internal_lifetime = Duration::from_secs(6);
     };
     let env = Env::with(configure).await;
@@ -364,6 +364,23 @@ async fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
     config.tls_key = Some(other.join("key.pem"));
     let err = ollama_gateway::build(config.clone()).await.unwrap_err();
     assert!(err.contains("does not belong"), "{err}");
+
+    // A certificate for localhost and 127.0.0.1, asked to serve other names too.
+    config.tls_key = Some(dir.join("key.pem"));
+    config.tls_names = Some(vec![
+        "localhost".into(),
+        "gpu-box.lan".into(),
+        "192.0.2.7".into(),
+    ]);
+    let err = ollama_gateway::build(config.clone()).await.unwrap_err();
+    assert!(err.starts_with("GATEWAY_TLS_CERT ("), "{err}");
+    assert!(
+        err.contains("does not cover gpu-box.lan, 192.0.2.7 of GATEWAY_TLS_NAMES"),
+        "{err}"
+    );
+    config.tls_names = Some(vec!["LOCALHOST".into(), "127.0.0.1".into()]);
+    ollama_gateway::build(config.clone()).await.unwrap();
+    config.tls_names = None;
 
     config.tls = Some(TlsMode::Files);
     config.tls_cert = None;
