@@ -11,6 +11,7 @@ mod addresses;
 mod admin;
 mod attacks;
 mod backends;
+mod basic_auth;
 mod common;
 mod fidelity;
 mod gate;
