@@ -10,7 +10,9 @@
 //! The request path never calls into the store: keys are read into memory (and re-read when
 //! [`Store::generation`] changes), usage is written in batches by the usage recorder.
 
+pub mod console;
 mod sqlite;
+mod sqlite_console;
 
 use std::fmt;
 

@@ -24,10 +24,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 /// An SQLite database.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
-fn unavailable(err: sqlx::Error) -> StoreError {
+pub(super) fn unavailable(err: sqlx::Error) -> StoreError {
     StoreError::Unavailable(match &err {
         sqlx::Error::Database(db) => db.message().to_owned(),
         other => other.to_string(),
@@ -45,11 +45,11 @@ fn write_error(err: sqlx::Error, what: &str) -> StoreError {
     unavailable(err)
 }
 
-fn to_i64(n: u64) -> i64 {
+pub(super) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn to_u64(n: i64) -> u64 {
+pub(super) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
 }
 
@@ -469,6 +469,7 @@ impl SqliteStore {
                 .await
                 .map_err(unavailable)?;
         }
+        super::sqlite_console::insert_stats(&mut tx, batch).await?;
         let mut last_used: Vec<(&str, i64)> = Vec::new();
         for r in batch {
             if let Some(id) = r.key_id.as_deref() {

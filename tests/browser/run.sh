@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Swagger UI (/docs/) in Debian's Chromium, driven by playwright-core (no bundled browser:
-# `npx playwright install` needs a download this machine can't make). Needs GATEWAY_URL and
-# GATEWAY_KEY (tests/support/servers.sh); screenshots land in tests/browser/artifacts/.
+# Swagger UI (/docs/) and the admin console (/admin/) in Debian's Chromium, driven by
+# playwright-core (no bundled browser: `npx playwright install` needs a download this machine
+# can't make). Needs GATEWAY_URL, GATEWAY_KEY and GATEWAY_ADMIN_KEY (tests/support/servers.sh);
+# screenshots land in tests/browser/artifacts/. Arguments name the test files to run (default:
+# all of them).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,4 +24,5 @@ fi
 
 rm -rf artifacts
 mkdir -p artifacts
-node --test --test-reporter=spec --test-timeout=120000 swagger-ui.test.mjs
+if [ "$#" -eq 0 ]; then set -- swagger-ui.test.mjs console.test.mjs; fi
+node --test --test-reporter=spec --test-timeout=120000 "$@"
