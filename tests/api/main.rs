@@ -11,6 +11,7 @@ mod addresses;
 mod admin;
 mod attacks;
 mod common;
+mod console;
 mod fidelity;
 mod gate;
 mod messages;
