@@ -29,7 +29,7 @@ pub enum SeriesBy {
 }
 
 /// One bucket of one series: tokens and requests of one key (or model) in one time bucket,
-/// from the hourly totals.
+/// from the hourly or daily totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeriesPoint {
     /// Unix seconds at the bucket's start.
@@ -157,7 +157,8 @@ impl Store {
     }
 
     /// Tokens and requests per `bucket` seconds and per key or model, for hours in
-    /// `[from, to)` (Unix seconds), from the hourly totals.
+    /// `[from, to)` (Unix seconds): from the daily totals when the range and the buckets are
+    /// whole days, from the hourly totals otherwise (the same numbers, from fewer rows).
     pub async fn usage_series(
         &self,
         by: SeriesBy,

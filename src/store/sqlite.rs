@@ -469,6 +469,9 @@ impl SqliteStore {
                 .await
                 .map_err(unavailable)?;
         }
+        // The same totals per day (what the usage page reads for ranges of several days), and
+        // the status and latency counts, in this transaction: they never disagree with it.
+        super::sqlite_console::insert_daily(&mut tx, batch).await?;
         super::sqlite_console::insert_stats(&mut tx, batch).await?;
         let mut last_used: Vec<(&str, i64)> = Vec::new();
         for r in batch {

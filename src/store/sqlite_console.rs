@@ -1,5 +1,5 @@
-//! The SQLite side of [`super::console`]: console sessions, the `usage_stats` rows the usage
-//! writer adds, and the grouped reads of the usage pages.
+//! The SQLite side of [`super::console`]: console sessions, the `usage_stats` and
+//! `usage_daily` rows the usage writer adds, and the grouped reads of the usage pages.
 
 use std::collections::HashMap;
 
@@ -53,6 +53,63 @@ pub(super) async fn insert_stats(
         });
         upsert.push(
             " ON CONFLICT (period, start, kind, bucket) DO UPDATE SET count = count + excluded.count",
+        );
+        upsert
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// A day's row of `usage_daily`: (day, key id, key name, model).
+type DayKey<'a> = (i64, &'a str, &'a str, &'a str);
+/// Its totals: requests, errors, prompt and completion tokens.
+type DayTotals = (u64, u64, u64, u64);
+
+/// Add a batch's totals to `usage_daily`, inside the batch's transaction (the one that adds
+/// them to `usage_hourly`): the day's rows are the sums of its hours' rows, by key and model.
+pub(super) async fn insert_daily(
+    tx: &mut SqliteConnection,
+    batch: &[UsageRecord],
+) -> Result<(), StoreError> {
+    let mut daily: HashMap<DayKey<'_>, DayTotals> = HashMap::new();
+    for r in batch {
+        let day = r.at.div_euclid(DAY * 1000) * DAY;
+        let totals = daily
+            .entry((
+                day,
+                r.key_id.as_deref().unwrap_or_default(),
+                r.key_name.as_str(),
+                r.model.as_deref().unwrap_or_default(),
+            ))
+            .or_default();
+        totals.0 += 1;
+        totals.1 += u64::from(r.is_error());
+        totals.2 += r.prompt_tokens;
+        totals.3 += r.completion_tokens;
+    }
+    let rows: Vec<_> = daily.into_iter().collect();
+    for chunk in rows.chunks(STATS_PER_STATEMENT) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO usage_daily (day, key_id, key_name, model, requests, errors, prompt_tokens, completion_tokens) ",
+        );
+        upsert.push_values(chunk, |mut row, ((day, key_id, key_name, model), t)| {
+            row.push_bind(*day)
+                .push_bind(*key_id)
+                .push_bind(*key_name)
+                .push_bind(*model)
+                .push_bind(to_i64(t.0))
+                .push_bind(to_i64(t.1))
+                .push_bind(to_i64(t.2))
+                .push_bind(to_i64(t.3));
+        });
+        upsert.push(
+            " ON CONFLICT (day, key_id, key_name, model) DO UPDATE SET \
+             requests = requests + excluded.requests, errors = errors + excluded.errors, \
+             prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = completion_tokens + excluded.completion_tokens",
         );
         upsert
             .build()
@@ -147,15 +204,29 @@ impl SqliteStore {
         to: i64,
         bucket: i64,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
-        // Each query reads only its covering index (usage_hourly_by_key / _by_model).
-        let sql = match by {
-            SeriesBy::Key => {
+        // Whole days come from the daily totals, which sum the same hourly rows: a range on
+        // day boundaries with buckets of whole days gives the same numbers either way, from a
+        // 24th of the rows. Anything else reads the hourly totals, each query only its covering
+        // index (usage_hourly_by_key / _by_model).
+        let daily = bucket > 0 && bucket % DAY == 0 && from % DAY == 0 && to % DAY == 0;
+        let sql = match (by, daily) {
+            (SeriesBy::Key, true) => {
+                "SELECT (day / ?1) * ?1 AS start, key_id, key_name AS label, SUM(prompt_tokens) AS prompt, \
+                 SUM(completion_tokens) AS completion, SUM(requests) AS requests, SUM(errors) AS errors \
+                 FROM usage_daily WHERE day >= ?2 AND day < ?3 GROUP BY start, key_id, key_name"
+            }
+            (SeriesBy::Model, true) => {
+                "SELECT (day / ?1) * ?1 AS start, '' AS key_id, model AS label, SUM(prompt_tokens) AS prompt, \
+                 SUM(completion_tokens) AS completion, SUM(requests) AS requests, SUM(errors) AS errors \
+                 FROM usage_daily WHERE day >= ?2 AND day < ?3 GROUP BY start, model"
+            }
+            (SeriesBy::Key, false) => {
                 "SELECT (hour / ?1) * ?1 AS start, key_id, key_name AS label, SUM(prompt_tokens) AS prompt, \
                  SUM(completion_tokens) AS completion, SUM(requests) AS requests, SUM(errors) AS errors \
                  FROM usage_hourly INDEXED BY usage_hourly_by_key WHERE hour >= ?2 AND hour < ?3 \
                  GROUP BY start, key_id, key_name"
             }
-            SeriesBy::Model => {
+            (SeriesBy::Model, false) => {
                 "SELECT (hour / ?1) * ?1 AS start, '' AS key_id, model AS label, SUM(prompt_tokens) AS prompt, \
                  SUM(completion_tokens) AS completion, SUM(requests) AS requests, SUM(errors) AS errors \
                  FROM usage_hourly INDEXED BY usage_hourly_by_model WHERE hour >= ?2 AND hour < ?3 \
@@ -228,5 +299,160 @@ impl SqliteStore {
             .filter_map(|row| stat_from_row(row).transpose())
             .collect::<Result<_, sqlx::Error>>()
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Day 0 of the test: 2026-03-01T00:00:00Z, in Unix seconds.
+    const DAY0: i64 = 1_772_323_200;
+
+    /// 300 records over five days: stored and configured keys, models and none, errors and
+    /// broken streams, and records on both sides of midnight.
+    fn records() -> Vec<UsageRecord> {
+        let keys = [
+            (Some("k1"), "alice-key"),
+            (Some("k2"), "bob-key"),
+            (None, "config-key"),
+        ];
+        let models = [Some("llama3.2"), Some("qwen3"), None, Some("llama3.2")];
+        let mut out: Vec<UsageRecord> = (0..300i64)
+            .map(|i| {
+                let (key_id, key_name) = keys[(i % 3) as usize];
+                UsageRecord {
+                    // About every 23 minutes, so that the records cross five midnights.
+                    at: DAY0 * 1000 + i * 1_397_000,
+                    key_id: key_id.map(str::to_owned),
+                    key_name: key_name.to_owned(),
+                    model: models[(i % 4) as usize].map(str::to_owned),
+                    route: if i % 5 == 0 {
+                        "/api/chat"
+                    } else {
+                        "/v1/chat/completions"
+                    }
+                    .into(),
+                    status: if i % 11 == 0 { 500 } else { 200 },
+                    error: (i % 13 == 0).then(|| "stream_cut".to_owned()),
+                    prompt_tokens: (i % 17 + 1) as u64,
+                    completion_tokens: (i % 7) as u64,
+                    total_ms: 10.0 + i as f64,
+                    ..UsageRecord::default()
+                }
+            })
+            .collect();
+        for at in [DAY0 + DAY, DAY0 + 2 * DAY] {
+            for ms in [at * 1000 - 1, at * 1000] {
+                out.push(UsageRecord {
+                    at: ms,
+                    key_id: Some("k1".into()),
+                    key_name: "alice-key".into(),
+                    model: Some("qwen3".into()),
+                    route: "/v1/chat/completions".into(),
+                    status: 200,
+                    prompt_tokens: 1000,
+                    completion_tokens: 1,
+                    ..UsageRecord::default()
+                });
+            }
+        }
+        out
+    }
+
+    /// Points summed into buckets of `bucket` seconds, in a fixed order.
+    fn rebucket(points: Vec<SeriesPoint>, bucket: i64) -> Vec<SeriesPoint> {
+        let mut sums: HashMap<(i64, String, Option<String>), SeriesPoint> = HashMap::new();
+        for p in points {
+            let start = p.start.div_euclid(bucket) * bucket;
+            let sum = sums
+                .entry((start, p.label.clone(), p.key_id.clone()))
+                .or_insert_with(|| SeriesPoint {
+                    start,
+                    label: p.label.clone(),
+                    key_id: p.key_id.clone(),
+                    ..SeriesPoint::default()
+                });
+            sum.prompt_tokens += p.prompt_tokens;
+            sum.completion_tokens += p.completion_tokens;
+            sum.requests += p.requests;
+            sum.errors += p.errors;
+        }
+        let mut out: Vec<SeriesPoint> = sums.into_values().collect();
+        out.sort_by(|a, b| (a.start, &a.label, &a.key_id).cmp(&(b.start, &b.label, &b.key_id)));
+        out
+    }
+
+    type DailyRow = (i64, String, String, String, i64, i64, i64, i64);
+
+    #[tokio::test]
+    async fn daily_totals_are_the_sums_of_the_hourly_ones_and_read_the_same() {
+        let dir = std::env::temp_dir().join(format!("gw-daily-{}", uuid::Uuid::new_v4().simple()));
+        assert!(std::fs::create_dir_all(&dir).is_ok());
+        let url = format!("sqlite://{}", dir.join("gateway.db").display());
+        let Ok(store) = SqliteStore::open(&url).await else {
+            panic!("cannot open {url}");
+        };
+        // In batches of 37, so that days and hours are added to across batches too.
+        let all = records();
+        for batch in all.chunks(37) {
+            assert!(store.insert_usage(batch).await.is_ok());
+        }
+
+        // The table itself: each day's row is the sum of its hours' rows.
+        let daily: Option<Vec<DailyRow>> = sqlx::query_as(
+            "SELECT day, key_id, key_name, model, requests, errors, prompt_tokens, completion_tokens \
+             FROM usage_daily ORDER BY 1, 2, 3, 4",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .ok();
+        let from_hours: Option<Vec<DailyRow>> = sqlx::query_as(
+            "SELECT (hour / 86400) * 86400, key_id, key_name, model, SUM(requests), SUM(errors), \
+             SUM(prompt_tokens), SUM(completion_tokens) FROM usage_hourly GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .ok();
+        assert_eq!(daily, from_hours);
+        let daily = daily.unwrap_or_default();
+        let days: std::collections::HashSet<i64> = daily.iter().map(|r| r.0).collect();
+        assert_eq!(days.len(), 5, "{days:?}");
+        let requests: i64 = daily.iter().map(|r| r.4).sum();
+        assert_eq!(usize::try_from(requests).ok(), Some(all.len()));
+        let errors: i64 = daily.iter().map(|r| r.5).sum();
+        let expected_errors = all.iter().filter(|r| r.is_error()).count();
+        assert_eq!(usize::try_from(errors).ok(), Some(expected_errors));
+
+        // The usage page's reads: whole days from the daily rows give what the hourly rows
+        // give summed per day (or per week), over the whole range and over a part of it.
+        let mut day_reads = Vec::new();
+        for (from, to) in [(DAY0, DAY0 + 7 * DAY), (DAY0 + DAY, DAY0 + 3 * DAY)] {
+            for by in [SeriesBy::Key, SeriesBy::Model] {
+                for bucket in [DAY, 7 * DAY] {
+                    let days = store.usage_series(by, from, to, bucket).await.ok();
+                    let hours = store.usage_series(by, from, to, HOUR).await.ok();
+                    let days = days.map(|d| rebucket(d, bucket));
+                    let hours = hours.map(|h| rebucket(h, bucket));
+                    assert!(days.as_ref().is_some_and(|d| !d.is_empty()));
+                    assert_eq!(days, hours, "{by:?} every {bucket} s in [{from}, {to})");
+                    day_reads.push(((from, to, by, bucket), days));
+                }
+            }
+        }
+
+        // And they are read from the daily rows: without the hourly ones they are unchanged.
+        assert!(
+            sqlx::query("DELETE FROM usage_hourly")
+                .execute(&store.pool)
+                .await
+                .is_ok()
+        );
+        for ((from, to, by, bucket), before) in day_reads {
+            let after = store.usage_series(by, from, to, bucket).await.ok();
+            assert_eq!(after.map(|a| rebucket(a, bucket)), before);
+        }
+        store.pool.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

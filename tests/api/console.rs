@@ -477,6 +477,11 @@ async fn every_page_renders_with_usage_in_the_store() {
         day.contains("<td>key-1</td><td class=\"num\">3</td>"),
         "hourly totals and stats agree"
     );
+    let month = get_page(&env, &cookie, "/admin/usage?range=30d").await;
+    assert!(
+        month.contains("<td>key-1</td><td class=\"num\">3</td>"),
+        "daily totals and stats agree"
+    );
     let bad = browser()
         .get(env.url("/admin/usage?range=custom&from=soon&to=later"))
         .header("cookie", &cookie)

@@ -4,8 +4,9 @@
 //!
 //! Where the numbers come from, so that a month of a busy gateway still renders quickly:
 //! the last hour (and custom ranges up to three hours) from the records themselves, by minute;
-//! longer ranges from the hourly totals and the per-hour or per-day `usage_stats` rows, so
-//! they start and end on whole hours (up to two days) or whole days (the page says which).
+//! up to two days from the hourly totals and per-hour `usage_stats` rows, on whole hours;
+//! longer ranges from the daily totals and per-day `usage_stats` rows, on whole days (the page
+//! says which).
 //! Percentiles are read from histograms with two significant digits: within 5 %.
 
 use std::collections::HashMap;
@@ -50,7 +51,7 @@ pub enum Resolution {
     Records,
     /// Hourly totals and per-hour stats.
     Hour,
-    /// Hourly totals and per-day stats.
+    /// Daily totals and per-day stats.
     Day,
 }
 
@@ -102,12 +103,7 @@ pub fn window(query: &UsageQuery, now: DateTime<Utc>) -> Result<Window, Errors> 
     };
     Ok(match range {
         "hour" => made(now - Duration::hours(1), now, Resolution::Records, 60),
-        "7d" => made(
-            day_end - Duration::days(7),
-            day_end,
-            Resolution::Day,
-            6 * HOUR,
-        ),
+        "7d" => made(day_end - Duration::days(7), day_end, Resolution::Day, DAY),
         "30d" => made(day_end - Duration::days(30), day_end, Resolution::Day, DAY),
         "custom" => {
             let mut errors = Errors::default();
@@ -134,10 +130,7 @@ pub fn window(query: &UsageQuery, now: DateTime<Utc>) -> Result<Window, Errors> 
                 made(floor(from, HOUR), end, Resolution::Hour, HOUR)
             } else {
                 let end = floor(to - Duration::seconds(1), DAY) + Duration::days(1);
-                let from = floor(from, DAY);
-                let days = (end - from).num_days();
-                let bucket = if days <= 10 { 6 * HOUR } else { DAY };
-                made(from, end, Resolution::Day, bucket)
+                made(floor(from, DAY), end, Resolution::Day, DAY)
             }
         }
         _ => Window {
@@ -637,7 +630,7 @@ pub fn body(w: &Window, data: &UsageData, by: &str, query: &UsageQuery, errors: 
     let source = match w.resolution {
         Resolution::Records => "from the records, by minute",
         Resolution::Hour => "whole hours, from the hourly totals",
-        Resolution::Day => "whole days, from the hourly totals and daily histograms",
+        Resolution::Day => "whole days, from the daily totals and histograms",
     };
     let _ = write!(
         out,
@@ -843,6 +836,25 @@ mod tests {
         let month = window(&q("30d"), now).unwrap_or_else(|_| panic!("30d"));
         assert_eq!(month.to, at("2026-12-02T00:00:00Z"));
         assert_eq!(month.resolution, Resolution::Day);
+        // Ranges of days are whole days in buckets of days: what the daily totals answer.
+        let week = window(&q("7d"), now).unwrap_or_else(|_| panic!("7d"));
+        let custom = UsageQuery {
+            range: Some("custom".into()),
+            from: Some("2026-11-03T10:00".into()),
+            to: Some("2026-11-08T09:00".into()),
+            ..UsageQuery::default()
+        };
+        let custom = window(&custom, now).unwrap_or_else(|_| panic!("custom"));
+        assert_eq!(
+            (custom.from, custom.to),
+            (at("2026-11-03T00:00:00Z"), at("2026-11-09T00:00:00Z"))
+        );
+        for w in [&week, &month, &custom] {
+            assert_eq!(w.resolution, Resolution::Day);
+            assert_eq!(w.bucket, DAY);
+            assert_eq!(w.from.timestamp() % DAY, 0);
+            assert_eq!(w.to.timestamp() % DAY, 0);
+        }
         let bad = UsageQuery {
             range: Some("custom".into()),
             from: Some("yesterday".into()),
