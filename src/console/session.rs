@@ -12,8 +12,9 @@
 //! - **CSRF**: every state-changing request (anything but GET and HEAD) must carry the
 //!   session's CSRF token, as the `_csrf` form field or the `x-csrf-token` header; the token is
 //!   derived from the session token (SHA-256 of a label and the token), so it needs no storage
-//!   and cannot be computed without the cookie. A request whose `Origin` is not this host, or
-//!   that the browser marks `Sec-Fetch-Site: cross-site`, is refused before anything else.
+//!   and cannot be computed without the cookie. A request whose `Origin` is not this host (its
+//!   `Host`, or the `X-Forwarded-Host` of a trusted proxy), or that the browser marks
+//!   `Sec-Fetch-Site: cross-site`, is refused before anything else.
 //! - **Logout** deletes the session's row: the cookie is worthless from then on, even if kept.
 //!
 //! [`admit`] is called by the gate for every console path: deny by default, only the login page
@@ -99,9 +100,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Whether the request comes from another origin: its `Origin` is not this host, or the
-/// browser says `Sec-Fetch-Site: cross-site`.
-fn cross_origin(headers: &HeaderMap) -> bool {
+/// Whether the request comes from another origin: its `Origin` is neither this host nor the
+/// host a trusted proxy forwarded (`forwarded_host`, from `X-Forwarded-Host`), or the browser
+/// says `Sec-Fetch-Site: cross-site`.
+fn cross_origin(headers: &HeaderMap, forwarded_host: Option<&str>) -> bool {
     if headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site")
@@ -118,7 +120,24 @@ fn cross_origin(headers: &HeaderMap) -> bool {
     let origin_host = origin
         .split_once("://")
         .map_or("", |(_, rest)| rest.trim_end_matches('/'));
-    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
+    origin == "null"
+        || !(origin_host.eq_ignore_ascii_case(host)
+            || forwarded_host.is_some_and(|h| origin_host.eq_ignore_ascii_case(h.trim())))
+}
+
+/// `X-Forwarded-Host`, when the peer is a trusted proxy.
+fn forwarded_host<'a>(state: &AppState, req: &'a Request) -> Option<&'a str> {
+    let trusted = req
+        .extensions()
+        .get::<PeerAddr>()
+        .is_some_and(|peer| in_any(&state.gate.trusted_proxies, peer.0.ip()));
+    if !trusted {
+        return None;
+    }
+    req.headers()
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
 }
 
 /// Whether the browser reached us over HTTPS (our own TLS, or a trusted proxy's).
@@ -188,7 +207,7 @@ pub async fn admit(
     next: Next,
 ) -> Response {
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
-    if changes && cross_origin(req.headers()) {
+    if changes && cross_origin(req.headers(), forwarded_host(state, &req)) {
         return harden(refusal(
             StatusCode::FORBIDDEN,
             "Refused",
@@ -531,19 +550,30 @@ mod tests {
     fn only_this_origin_may_change_things() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(!cross_origin(&headers), "no Origin: a form from this page");
+        assert!(
+            !cross_origin(&headers, None),
+            "no Origin: a form from this page"
+        );
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
-        assert!(!cross_origin(&headers));
+        assert!(!cross_origin(&headers, None));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
-        assert!(cross_origin(&headers));
+        assert!(cross_origin(&headers, None));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://gw.example.org"),
+        );
+        assert!(
+            !cross_origin(&headers, Some("gw.example.org")),
+            "the host a proxy forwarded"
+        );
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(cross_origin(&headers));
+        assert!(cross_origin(&headers, None));
     }
 
     #[test]

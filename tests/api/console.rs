@@ -438,6 +438,51 @@ async fn the_cookie_is_secure_behind_a_trusted_https_proxy() {
     );
 }
 
+/// Behind a proxy that keeps its own address in `Host` and sends the browser's host in
+/// `X-Forwarded-Host`, the browser's `Origin` is that forwarded host: accepted when the peer
+/// is a trusted proxy, refused from anyone else (who could send any header).
+#[tokio::test]
+async fn the_origin_may_be_the_host_a_trusted_proxy_forwarded() {
+    for trusted in [true, false] {
+        let env = Env::with(|config| {
+            if trusted {
+                config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            }
+        })
+        .await;
+        let root = admin_key(&env).await;
+        let (cookie, csrf) = session(&env, &root).await;
+        let post = |name: &str, forwarded_host: &str| {
+            browser()
+                .post(env.url("/admin/keys"))
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .header("origin", "https://gw.example.org")
+                .header("x-forwarded-host", forwarded_host)
+                .form(&[("name", name)])
+                .send()
+        };
+        let forwarded = post("via-proxy", "gw.example.org, 10.0.0.2:8080")
+            .await
+            .unwrap();
+        let other = post("other-host", "elsewhere.example").await.unwrap();
+        assert_eq!(other.status(), 403, "the origin is not the forwarded host");
+        let names = key_names(&env, &root).await;
+        assert!(!names.contains(&"other-host".to_owned()));
+        if trusted {
+            assert_eq!(forwarded.status(), 201, "from a trusted proxy");
+            assert!(names.contains(&"via-proxy".to_owned()));
+        } else {
+            assert_eq!(
+                forwarded.status(),
+                403,
+                "X-Forwarded-Host from an untrusted peer"
+            );
+            assert!(!names.contains(&"via-proxy".to_owned()));
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_page_renders_with_usage_in_the_store() {
     let env = Env::start().await;
