@@ -396,6 +396,10 @@ pub async fn login(
     let gate = &state.gate;
     let now = Instant::now();
     if let Some(wait) = client.and_then(|ip| gate.auth_failures.blocked_for(ip, now)) {
+        state.usage.live.refused(
+            "console_login_blocked",
+            state.usage.now_millis().div_euclid(60_000),
+        );
         let mut response = refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
@@ -430,6 +434,10 @@ pub async fn login(
             tracing::warn!(client = %ip, "too many failed console logins: address blocked for a minute");
         }
         tracing::info!(target: "audit", client = client.map(tracing::field::display), "console: login refused");
+        state.usage.live.refused(
+            "console_login_refused",
+            state.usage.now_millis().div_euclid(60_000),
+        );
         let mut errors = Errors::default();
         errors.add("key", message);
         return login_page(StatusCode::UNAUTHORIZED, &next, None, &errors);

@@ -362,6 +362,17 @@ async fn user_keys_and_wrong_keys_cannot_log_in_and_failed_logins_are_limited_pe
         login_as(&env, &root, Some("203.0.113.10")).await.status(),
         303
     );
+    // The Live page counts them: six refused, one blocked.
+    let (cookie, _) = session(&env, &root).await;
+    let live = get_page(&env, &cookie, "/admin/live/panels").await;
+    for (reason, count) in [("console_login_refused", 6), ("console_login_blocked", 1)] {
+        assert!(
+            live.contains(&format!(
+                "<tr><td><code>{reason}</code></td><td class=\"num\">{count}</td>"
+            )),
+            "{reason}: {live}"
+        );
+    }
 }
 
 #[tokio::test]
