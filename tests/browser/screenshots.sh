@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/support/setup.sh
 setup_machine
-cargo build --bins --quiet
+cargo build --workspace --bins --quiet
 source tests/support/servers.sh
 start_servers
 UPDATE_SCREENSHOTS=1 bash tests/browser/run.sh console.test.mjs

@@ -55,7 +55,7 @@ stop_servers() {
 # For a suite run on its own: start (building first) unless tests/run.sh already did.
 ensure_servers() {
     if [ -z "${GATEWAY_URL:-}" ]; then
-        (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cargo build --bins --quiet)
+        (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cargo build --workspace --bins --quiet)
         start_servers
     fi
 }
