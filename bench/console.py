@@ -7,9 +7,9 @@ What it does, all on loopback in a temp directory:
      key with the CLI (`ollama-gateway keys create --admin`);
   2. fills the database with Python's sqlite3: 100 stored keys, and 1,000,000 usage records
      spread over the last 30 days (keys weighted like real use, 3 models, 3 routes, a few
-     errors and failed streams, log-normal latencies), then the hourly totals and the per-hour
-     and per-day `usage_stats` rows summed from those records in SQL, with the same bucketing
-     the usage writer uses (the SQL of migration 0002);
+     errors and failed streams, log-normal latencies), then the hourly totals, and the daily
+     totals and per-hour and per-day `usage_stats` rows summed from them in SQL, with the same
+     bucketing the usage writer uses (the SQL of migration 0002);
   3. starts the gateway on it, logs in through the console, and requests every page in
      interleaved rounds over one kept-alive connection, timing each answer to its last byte.
 
@@ -174,18 +174,20 @@ def fill(db, n_records, seed=7):
             "FROM usage GROUP BY 1, 2, 3, 4, 5, 6"
         )
         con.execute("DELETE FROM usage_stats")
+        con.execute("DELETE FROM usage_daily")
         migration = open(os.path.join(ROOT, "src/store/migrations/sqlite/0002_console.sql")).read()
-        for statement in re.findall(r"INSERT INTO usage_stats.*?;", migration, re.S):
+        for statement in re.findall(r"INSERT INTO usage_(?:stats|daily) .*?;", migration, re.S):
             con.execute(statement)
         con.execute("ANALYZE")
     counts = {
         table: con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-        for table in ["keys", "usage", "usage_hourly", "usage_stats"]
+        for table in ["keys", "usage", "usage_hourly", "usage_daily", "usage_stats"]
     }
     plans = {}
     for label, sql in [
-        ("tokens by key", "SELECT (hour / 86400) * 86400 AS start, key_id, key_name, SUM(prompt_tokens), SUM(completion_tokens), SUM(requests), SUM(errors) FROM usage_hourly INDEXED BY usage_hourly_by_key WHERE hour >= 0 AND hour < 9999999999 GROUP BY start, key_id, key_name"),
-        ("tokens by model", "SELECT (hour / 86400) * 86400 AS start, model, SUM(prompt_tokens) FROM usage_hourly INDEXED BY usage_hourly_by_model WHERE hour >= 0 AND hour < 9999999999 GROUP BY start, model"),
+        ("tokens by key, days", "SELECT (day / 86400) * 86400 AS start, key_id, key_name, SUM(prompt_tokens) FROM usage_daily WHERE day >= 0 AND day < 9999999999 GROUP BY start, key_id, key_name"),
+        ("tokens by key, hours", "SELECT (hour / 3600) * 3600 AS start, key_id, key_name, SUM(prompt_tokens), SUM(completion_tokens), SUM(requests), SUM(errors) FROM usage_hourly INDEXED BY usage_hourly_by_key WHERE hour >= 0 AND hour < 9999999999 GROUP BY start, key_id, key_name"),
+        ("tokens by model, hours", "SELECT (hour / 3600) * 3600 AS start, model, SUM(prompt_tokens) FROM usage_hourly INDEXED BY usage_hourly_by_model WHERE hour >= 0 AND hour < 9999999999 GROUP BY start, model"),
         ("percentiles", "SELECT kind, bucket, SUM(count) FROM usage_stats WHERE period = 86400 AND start >= 0 AND start < 9999999999 GROUP BY kind, bucket"),
         ("last hour", "SELECT * FROM usage WHERE at >= 0 AND at < 1 ORDER BY at, id"),
     ]:
