@@ -246,6 +246,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_BASIC_USERS")]
     pub basic_users: Option<PathBuf>,
 
+    /// How long an admin console session lasts after login (`8h`, `30m`); logout ends it
+    /// sooner, and so does disabling, revoking or demoting the key it was opened with.
+    #[arg(long, env = "GATEWAY_CONSOLE_SESSION", default_value = "8h", value_parser = parse_duration)]
+    pub console_session: Duration,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,

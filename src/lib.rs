@@ -7,13 +7,14 @@
 //! translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
 //! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`]. Beside the request
-//! path: [`store`] (the database), [`usage`] (usage records and token quotas) and [`admin`] (the
-//! admin API and the CLI).
+//! path: [`store`] (the database), [`usage`] (usage records and token quotas), [`admin`] (the
+//! admin API and the CLI) and [`console`] (the admin console in the browser, at `/admin/`).
 
 pub mod admin;
 pub mod anthropic;
 pub mod backends;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod gate;
 pub mod http;

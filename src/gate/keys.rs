@@ -344,6 +344,15 @@ impl KeyStore {
         }
     }
 
+    /// The caller of a key known by its digest, if the key works now (the console's sessions
+    /// remember the digest of the key they were opened with). With auth off, the anonymous one.
+    pub fn lookup_digest(&self, digest: &[u8; 32]) -> Option<Arc<Caller>> {
+        if let Some(anonymous) = &self.anonymous {
+            return Some(anonymous.clone());
+        }
+        self.by_digest.get(digest).cloned()
+    }
+
     /// Whether authentication is off.
     pub fn is_open(&self) -> bool {
         self.anonymous.is_some()

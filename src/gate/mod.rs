@@ -17,8 +17,9 @@
 //! - [`connections`]: open connections per peer address (applied by the server).
 //!
 //! [`admit`] is the one middleware that applies them, in this order: client address and its
-//! allow/deny rules, body size, the failed-authentication block, key (and, on `/admin/*`, that
-//! it is an admin key), token quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
+//! allow/deny rules, body size, then for the console's pages its session check
+//! ([`crate::console::session::admit`]), else the failed-authentication block, key (and, on
+//! `/admin/api/*`, that it is an admin key), token quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
 //! the inner service on every request.
 
 pub mod auth;
@@ -177,6 +178,10 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         Ok(req) => req,
         Err(err) => return err.render(surface),
     };
+    // The console's pages are opened with a session cookie, not a bearer key: its own gate.
+    if crate::console::is_console_path(req.uri().path()) {
+        return crate::console::session::admit(&state, client, req, next).await;
+    }
     let now = std::time::Instant::now();
     let blocked = client.and_then(|ip| gate.auth_failures.blocked_for(ip, now));
     if let Some(retry_after) =

@@ -13,6 +13,7 @@ mod attacks;
 mod backends;
 mod basic_auth;
 mod common;
+mod console;
 mod fidelity;
 mod gate;
 mod messages;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Swagger UI (/docs/) in Debian's Chromium, driven by playwright-core (no bundled browser:
-# `npx playwright install` needs a download this machine can't make). Needs GATEWAY_URL and
-# GATEWAY_KEY (tests/support/servers.sh); screenshots land in tests/browser/artifacts/.
-# Also a streamed chat over HTTP/2 from an HTTPS gateway this script starts (openssl, curl).
+# Swagger UI (/docs/) and the admin console (/admin/) in Debian's Chromium, driven by
+# playwright-core (no bundled browser: `npx playwright install` needs a download this machine
+# can't make). Needs GATEWAY_URL, GATEWAY_KEY and GATEWAY_ADMIN_KEY (tests/support/servers.sh);
+# screenshots land in tests/browser/artifacts/. Also a streamed chat over HTTP/2 from an HTTPS
+# gateway this script starts (openssl, curl). Arguments name the test files to run (default:
+# all of them).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -36,7 +38,7 @@ stop_tls() {
 }
 trap stop_tls EXIT
 for bin in "$target/ollama-gateway" "$target/fake-ollama"; do
-    [ -x "$bin" ] || (cd "$root" && cargo build --bins --quiet)
+    [ -x "$bin" ] || (cd "$root" && cargo build --workspace --bins --quiet)
 done
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -72,4 +74,5 @@ curl -fsS -o /dev/null --cacert "$tls_dir/ca.pem" "$GATEWAY_HTTPS_URL/health" \
 
 rm -rf artifacts
 mkdir -p artifacts
-node --test --test-reporter=spec --test-timeout=120000 swagger-ui.test.mjs h2-streaming.test.mjs
+if [ "$#" -eq 0 ]; then set -- swagger-ui.test.mjs h2-streaming.test.mjs console.test.mjs; fi
+node --test --test-reporter=spec --test-timeout=120000 "$@"

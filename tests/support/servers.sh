@@ -1,6 +1,7 @@
 # Start the fake Ollama and the gateway (debug builds) on free ports, for the client suites.
 # Source this file, then call start_servers; stop_servers runs on exit.
-#   exports: FAKE_URL, GATEWAY_URL, GATEWAY_KEY, GATEWAY_LIMITED_KEY, GATEWAY_RATELIMITED_KEY
+#   exports: FAKE_URL, GATEWAY_URL, GATEWAY_KEY, GATEWAY_LIMITED_KEY, GATEWAY_RATELIMITED_KEY,
+#            GATEWAY_ADMIN_KEY (an admin key, for the admin console's browser test)
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -40,6 +41,7 @@ start_servers() {
     export GATEWAY_KEY="sk-client-test"
     export GATEWAY_LIMITED_KEY="sk-limited-test"
     export GATEWAY_RATELIMITED_KEY="sk-ratelimited-test"
+    export GATEWAY_ADMIN_KEY="sk-console-admin-test"
     trap stop_servers EXIT
     wait_for "$GATEWAY_URL/health" "the gateway" || { cat "$SERVERS_LOG_DIR/gateway.log" >&2; return 1; }
 }
