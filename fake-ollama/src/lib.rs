@@ -4,7 +4,8 @@
 //! nanosecond durations) and replays recorded fixtures from `fixtures/`. Besides the happy
 //! paths it can fail the ways a real Ollama fails: errors before the first byte, an error
 //! line in the middle of a stream, a stream cut without its `done` line, a corrupt line, a
-//! slow first byte and a stalled stream. It records every request and counts streams that
+//! slow first byte and a stalled stream; and it can hang as a whole, like a machine that froze
+//! with its sockets open ([`FakeOllama::hang`]). It records every request and counts streams that
 //! finished or were abandoned by the client, so tests can check what the gateway sent and
 //! that it closes upstream streams when its own client goes away.
 //!

@@ -728,3 +728,83 @@ async fn ready_needs_one_healthy_backend() {
         "never names a backend's address: {text}"
     );
 }
+
+/// Read what is left of a streamed body until it ends, at most `within`; `None` when it is
+/// still open then.
+async fn rest_of(response: reqwest::Response, within: Duration) -> Option<String> {
+    let mut body = response.bytes_stream();
+    tokio::time::timeout(within, async {
+        let mut text = String::new();
+        while let Some(Ok(bytes)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        text
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn streams_on_a_backend_that_hangs_end_once_it_is_taken_out() {
+    // B freezes with its sockets open: no more lines, no answer to /api/version. Only the
+    // health watcher can tell; the upstream timeout (an hour here) must not be what ends it.
+    let slow = FakeConfig {
+        chunk_gap: Duration::from_millis(50),
+        ..has(&["bench"], &["bench"])
+    };
+    let a = Fake::start(has(&["llama3.2"], &[])).await;
+    let b = Fake::start(slow).await;
+    let gw = Gateway::start("hangs", &[&a, &b], &[], |config| {
+        config.upstream_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let openai = json!({"model": "bench", "stream": true, "max_tokens": 400, "messages": [{"role": "user", "content": "go"}]});
+    let native = json!({"model": "bench", "options": {"num_predict": 400}, "messages": [{"role": "user", "content": "go"}]});
+    let sse = gw
+        .post("/v1/chat/completions", &openai)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let ndjson = gw.post("/api/chat", &native).send().await.unwrap();
+    assert_eq!(ndjson.status(), 200);
+    // A non-streamed answer waiting on B is cut short too.
+    let mut whole = native.clone();
+    whole["stream"] = json!(false);
+    let waiting = gw.post("/api/chat", &whole).send();
+    let waiting = tokio::spawn(waiting);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.fake().hang();
+    let hung_at = Instant::now();
+    let (sse, ndjson) = tokio::join!(
+        rest_of(sse, Duration::from_secs(15)),
+        rest_of(ndjson, Duration::from_secs(15))
+    );
+    let ended_after = hung_at.elapsed();
+    assert!(!gw.healthy(1), "B was taken out");
+    // Probed every 2 s with a 2 s timeout: out within about 4 s, and the streams with it.
+    assert!(
+        ended_after < Duration::from_secs(7),
+        "ended {ended_after:?} after B hung"
+    );
+    let sse = sse.expect("the SSE stream ends, it does not hang");
+    assert!(sse.starts_with("data:"), "{sse}");
+    assert!(sse.contains("upstream_interrupted"), "{sse}");
+    assert!(!sse.contains("[DONE]"), "{sse}");
+    let ndjson = ndjson.expect("the NDJSON stream ends, it does not hang");
+    let last: Value = serde_json::from_str(ndjson.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("last line is JSON: {ndjson}"));
+    assert!(last["error"].is_string(), "{ndjson}");
+    assert!(last.get("done").is_none(), "{ndjson}");
+    let waiting = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the non-streamed request ends too")
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiting.status(), 502);
+    // A, which never hung, still serves.
+    let (status, body) = gw
+        .post_json("/v1/chat/completions", &chat("llama3.2"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
