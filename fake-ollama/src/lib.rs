@@ -68,6 +68,10 @@ pub struct FakeConfig {
     /// When set, the models `/api/ps` shows as loaded (entries of `tags.json`); default:
     /// `llama3.2` (or the first model).
     pub loaded: Option<Vec<String>>,
+    /// Answer every chat and generate request with the 500 of `fail-500` before any byte,
+    /// whatever the model, while everything else (`/api/version`, the listings) answers: a
+    /// machine whose runner keeps crashing. Default false.
+    pub failing: bool,
 }
 
 impl FakeConfig {
@@ -89,6 +93,7 @@ impl Default for FakeConfig {
             empty_tags: false,
             models: None,
             loaded: None,
+            failing: false,
         }
     }
 }

@@ -495,14 +495,22 @@ impl Backends {
                     if status.is_server_error() {
                         backend.metrics.errors.increment(1);
                         if backend.health.answered(status) {
-                            self.0
-                                .log_out(&backend, "answered 5xx three times in a row");
+                            self.0.log_out(
+                                &backend,
+                                "failed to answer three times in a row (5xx or timeout)",
+                            );
                         }
                     }
                     return Err(err);
                 }
                 Err(_) => {
                     backend.metrics.errors.increment(1);
+                    if backend.health.failed() {
+                        self.0.log_out(
+                            &backend,
+                            "failed to answer three times in a row (5xx or timeout)",
+                        );
+                    }
                     return Err(GatewayError::UpstreamTimeout(timeout));
                 }
             }

@@ -808,3 +808,86 @@ async fn streams_on_a_backend_that_hangs_end_once_it_is_taken_out() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Send chat requests for `model` until backend `index` is taken out (at most `tries`);
+/// the statuses the clients got.
+async fn until_out(gw: &Gateway, index: usize, model: &str, tries: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..tries {
+        if !gw.healthy(index) {
+            break;
+        }
+        let (status, _) = gw.post_json("/v1/chat/completions", &chat(model)).await;
+        statuses.push(status);
+    }
+    assert!(!gw.healthy(index), "taken out after {statuses:?}");
+    statuses
+}
+
+/// For `during`, every request goes to a backend other than `index`, which stays out.
+async fn stays_out(gw: &Gateway, index: usize, fake: &Fake, during: Duration) {
+    let calls = fake.calls("/api/chat");
+    let until = Instant::now() + during;
+    let mut sent = 0;
+    while Instant::now() < until {
+        let (status, body) = gw
+            .post_json("/v1/chat/completions", &chat("llama3.2"))
+            .await;
+        assert_eq!(status, 200, "request {sent} while cooling down: {body}");
+        assert!(!gw.healthy(index), "put back after {sent} requests");
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.calls("/api/chat"), calls, "nothing went back to it");
+}
+
+#[tokio::test]
+async fn a_backend_taken_out_by_5xx_stays_out_while_its_probe_answers() {
+    let a = Fake::start(FakeConfig {
+        failing: true,
+        ..has(&["llama3.2"], &[])
+    })
+    .await;
+    let b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Gateway::start("cooldown5xx", &[&a, &b], &[], |_| {}).await;
+    let statuses = until_out(&gw, 0, "llama3.2", 12).await;
+    // The three 500s reached their clients (a request sent is never sent again).
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(a.calls("/api/chat"), 3);
+    // A answers /api/version all along; it stays out for its cooldown (10 s) anyway.
+    stays_out(&gw, 0, &a, Duration::from_secs(5)).await;
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        series(
+            &metrics,
+            &format!("gateway_backend_up{{backend=\"{}\"}}", gw.names[0])
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn upstream_timeouts_take_a_backend_out_like_5xx() {
+    let a = Fake::start(FakeConfig {
+        first_token_delay: Duration::from_secs(5),
+        ..has(&["llama3.2"], &[])
+    })
+    .await;
+    let b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Gateway::start("cooldownslow", &[&a, &b], &[], |config| {
+        config.upstream_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let statuses = until_out(&gw, 0, "llama3.2", 12).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 504).count(),
+        3,
+        "{statuses:?}"
+    );
+    stays_out(&gw, 0, &a, Duration::from_secs(3)).await;
+}
