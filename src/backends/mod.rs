@@ -551,8 +551,10 @@ impl Backends {
 
     /// `/api/tags` or `/api/ps` of every healthy backend (of all, when none is), each model
     /// once (the first backend's entry, in configured order); a backend's fixed `models` limit
-    /// what it lists. With one backend, its answer. A backend that does not answer is left
-    /// out; when none answers, the first one's error.
+    /// what it lists. With one backend, its answer (within the upstream timeout, as always).
+    /// With several, each has [`discovery::LIST_TIMEOUT`] to answer: one that hangs must not
+    /// hold every listing for the upstream timeout. A backend that does not answer in time is
+    /// left out; when none answers, the first one's error.
     pub async fn listing(
         &self,
         path: &str,
@@ -569,8 +571,15 @@ impl Backends {
             healthy
         };
         let answers = futures::future::join_all(asked.iter().map(|backend| async move {
-            let listing: Result<TagsResponse, GatewayError> =
-                backend.upstream.get_json(path, headers).await;
+            let listing = tokio::time::timeout(
+                discovery::LIST_TIMEOUT,
+                backend.upstream.get_json::<TagsResponse>(path, headers),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(backend = %backend.name, path, "backend listing timed out; left out");
+                Err(GatewayError::UpstreamTimeout(discovery::LIST_TIMEOUT))
+            });
             (backend, listing)
         }))
         .await;

@@ -891,3 +891,28 @@ async fn upstream_timeouts_take_a_backend_out_like_5xx() {
     );
     stays_out(&gw, 0, &a, Duration::from_secs(3)).await;
 }
+
+#[tokio::test]
+async fn one_hung_backend_does_not_hold_the_listings() {
+    let a = Fake::start(has(&["llama3.2"], &[])).await;
+    let b = Fake::start(has(&["qwen3"], &[])).await;
+    let gw = Gateway::start("listhang", &[&a, &b], &[], |config| {
+        config.upstream_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    b.fake().hang();
+    // Asked at once, before B's probe can fail (2 s timeout): B is still in and asked.
+    let asked = Instant::now();
+    let ((models_status, models), (tags_status, tags)) =
+        tokio::join!(gw.get_json("/v1/models"), gw.get_json("/api/tags"));
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(4), "listings took {took:?}");
+    assert_eq!(models_status, 200, "{models}");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, vec!["llama3.2:latest"], "what answered: {models}");
+    assert_eq!(tags_status, 200, "{tags}");
+    assert_eq!(tags["models"].as_array().map(Vec::len), Some(1), "{tags}");
+}
