@@ -665,7 +665,7 @@ impl Backends {
             return Ok(slot);
         }
         if !self.0.has_candidates(want) {
-            return Err(GatewayError::UpstreamUnavailable);
+            return Err(self.0.none_for(want));
         }
         let started = Instant::now();
         let ticket = match self.0.queue.join(key, want.clone()) {
@@ -686,8 +686,8 @@ impl Backends {
 
 impl Pool {
     /// The candidates for `want`, best first: those with the model (when none lists it, every
-    /// backend: it may answer, or say in Ollama's words that it has no such model), healthy
-    /// ones only unless none is.
+    /// backend without a fixed `models` list: it may answer, or say in Ollama's words that it
+    /// has no such model), healthy ones only unless none is.
     fn ranked(&self, want: &Want) -> Vec<usize> {
         if let Some(index) = want.named {
             return if want.exclude.contains(&index) {
@@ -726,9 +726,14 @@ impl Pool {
                 }
             })
             .collect();
+        // Nobody lists it: a listing may be a few seconds old (a pull outside the gateway), so
+        // a backend whose models are discovered may have it after all and say so itself. One
+        // with a fixed `models` list never gets a model the list leaves out.
         if candidates.iter().all(|c| c.has == Has::No) {
             for c in &mut candidates {
-                c.has = Has::Unknown;
+                if self.backends[c.index].fixed.is_none() {
+                    c.has = Has::Unknown;
+                }
             }
         }
         candidates.retain(|c| !want.exclude.contains(&c.index));
@@ -742,6 +747,27 @@ impl Pool {
 
     fn has_candidates(&self, want: &Want) -> bool {
         !self.ranked(want).is_empty()
+    }
+
+    /// The error when nothing can take `want`: a model that no backend may serve (every one
+    /// has a fixed list without it) is Ollama's 404, as with one backend; otherwise the
+    /// backends that could are unreachable.
+    fn none_for(&self, want: &Want) -> GatewayError {
+        match &want.model {
+            Some(model)
+                if want.named.is_none()
+                    && self.backends.len() > 1
+                    && self
+                        .backends
+                        .iter()
+                        .all(|b| b.fixed.as_ref().is_some_and(|f| !f.contains(model))) =>
+            {
+                GatewayError::ModelNotFound {
+                    message: format!("model '{model}' not found"),
+                }
+            }
+            _ => GatewayError::UpstreamUnavailable,
+        }
     }
 
     /// A slot on the best candidate with one free.

@@ -108,6 +108,18 @@ impl Gateway {
         max_concurrent: &[u32],
         configure: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_with(tag, fakes, max_concurrent, &[], configure).await
+    }
+
+    /// [`Gateway::start`], with `extra[i]` added to backend `i`'s TOML table (e.g. its fixed
+    /// `models`).
+    async fn start_with(
+        tag: &str,
+        fakes: &[&Fake],
+        max_concurrent: &[u32],
+        extra: &[&str],
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let names: Vec<String> = (0..fakes.len())
             .map(|i| format!("{tag}-{}", ["a", "b", "c", "d"][i]))
             .collect();
@@ -116,10 +128,11 @@ impl Gateway {
         );
         for (i, fake) in fakes.iter().enumerate() {
             toml.push_str(&format!(
-                "\n[[backends]]\nname = \"{}\"\nurl = \"{}\"\nmax_concurrent = {}\n",
+                "\n[[backends]]\nname = \"{}\"\nurl = \"{}\"\nmax_concurrent = {}\n{}\n",
                 names[i],
                 fake.url(),
-                max_concurrent.get(i).copied().unwrap_or(0)
+                max_concurrent.get(i).copied().unwrap_or(0),
+                extra.get(i).copied().unwrap_or_default()
             ));
         }
         let file = temp_dir("backends").join("gateway.toml");
@@ -915,4 +928,50 @@ async fn one_hung_backend_does_not_hold_the_listings() {
     assert_eq!(ids, vec!["llama3.2:latest"], "what answered: {models}");
     assert_eq!(tags_status, 200, "{tags}");
     assert_eq!(tags["models"].as_array().map(Vec::len), Some(1), "{tags}");
+}
+
+#[tokio::test]
+async fn a_fixed_models_list_is_kept_when_no_backend_lists_the_model() {
+    // A and B each serve only their fixed list (their fakes have more); C discovers its own.
+    let a = Fake::start(has(&["llama3.2", "llava"], &[])).await;
+    let b = Fake::start(has(&["qwen3", "llava"], &[])).await;
+    let c = Fake::start(has(&["all-minilm"], &[])).await;
+    let fixed = ["models = [\"llama3.2\"]", "models = [\"qwen3\"]"];
+    let gw = Gateway::start_with("fixedlist", &[&a, &b], &[1, 1], &fixed, |_| {}).await;
+    // llava: no fixed list has it. 404 at once, nothing sent, nothing queued.
+    for model in ["llava", "nosuch"] {
+        let asked = Instant::now();
+        let (status, body) = gw.post_json("/v1/chat/completions", &chat(model)).await;
+        assert_eq!(status, 404, "{model}: {body}");
+        assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(model),
+            "{body}"
+        );
+        assert!(asked.elapsed() < Duration::from_secs(1));
+    }
+    let (status, body) = gw.post_json("/api/chat", &chat("llava")).await;
+    assert_eq!(status, 404, "native surface too: {body}");
+    assert_eq!(
+        a.calls("/api/chat") + b.calls("/api/chat"),
+        0,
+        "neither was asked"
+    );
+    assert_eq!(gw.state.backends.queue_depth(), 0);
+    // The lists still route what they name.
+    let (status, body) = gw.post_json("/v1/chat/completions", &chat("qwen3")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(b.calls("/api/chat"), 1);
+    // Beside a backend without a fixed list, a model nobody lists goes to that one only (its
+    // listing may be older than a pull), never to a fixed list that leaves it out.
+    let gw = Gateway::start_with("fixedmix", &[&a, &c], &[], &fixed[..1], |_| {}).await;
+    for _ in 0..4 {
+        let (status, _) = gw.post_json("/v1/chat/completions", &chat("llava")).await;
+        assert_eq!(status, 404, "C's own answer");
+    }
+    assert_eq!(a.calls("/api/chat"), 0, "A's list leaves llava out");
+    assert_eq!(c.calls("/api/chat"), 4);
 }
