@@ -6,7 +6,7 @@
 //! Active checks: each backend's watcher asks `/api/version` (two-second timeout) every
 //! [`CHECK_EVERY`] while it is in, and while it is out after a wait that starts at
 //! [`FIRST_BACKOFF`] and doubles up to [`MAX_BACKOFF`]; the first answer puts it back, and its
-//! model listings are refreshed then. A backend taken out by failed answers still answers
+//! model listings are refreshed at once then. A backend taken out by failed answers still answers
 //! `/api/version`, so that answer proves nothing: it stays out for a cooldown first
 //! ([`FIRST_COOLDOWN`], doubling with each such take-out in a row up to [`MAX_COOLDOWN`], back to
 //! the first once a request succeeds on it). The watcher also refreshes the listings every
@@ -138,12 +138,16 @@ pub async fn watch(pool: Weak<Pool>, index: usize) {
     };
     let mut backoff = FIRST_BACKOFF;
     let mut listed: Option<Instant> = None;
+    let mut was_up = backend.is_healthy();
     loop {
         let answered = backend.probe.probe_now(&backend.upstream).await.is_up();
         let up = backend.health.probe_says(answered);
         let Some(strong) = pool.upgrade() else { return };
         strong.set_health(&backend, up);
-        let refresh = backend.refresh.swap(false, Ordering::Relaxed);
+        // Back from an outage (whoever put it back): what it has may have changed meanwhile.
+        let came_back = up && !was_up;
+        was_up = up;
+        let refresh = backend.refresh.swap(false, Ordering::Relaxed) || came_back;
         let due = listed.is_none_or(|at| at.elapsed() >= LIST_EVERY);
         if up && (refresh || due) {
             if let Some(models) = super::discovery::list(&backend.upstream).await {

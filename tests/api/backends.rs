@@ -975,3 +975,31 @@ async fn a_fixed_models_list_is_kept_when_no_backend_lists_the_model() {
     assert_eq!(a.calls("/api/chat"), 0, "A's list leaves llava out");
     assert_eq!(c.calls("/api/chat"), 4);
 }
+
+#[tokio::test]
+async fn a_backend_that_comes_back_is_listed_again_at_once() {
+    let a = Fake::start(has(&["llama3.2"], &[])).await;
+    let mut b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Gateway::start("relist", &[&a, &b], &[], |_| {}).await;
+    b.kill().await;
+    gw.wait_health(1, false, Duration::from_secs(5)).await;
+    // It comes back with another model (pulled while it was away).
+    b.config = has(&["qwen3"], &[]);
+    b.revive().await;
+    gw.wait_health(1, true, Duration::from_secs(5)).await;
+    let back = Instant::now();
+    while b.calls("/api/tags") == 0 {
+        assert!(
+            back.elapsed() < Duration::from_secs(1),
+            "listed again when it came back, not at the next 5 s refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..4 {
+        let (status, body) = gw.post_json("/v1/chat/completions", &chat("qwen3")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(b.calls("/api/chat"), 4, "qwen3 is known to be on B");
+    assert_eq!(a.calls("/api/chat"), 0);
+}
