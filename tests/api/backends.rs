@@ -584,6 +584,16 @@ async fn a_key_with_one_queued_request_is_served_within_the_next_slots() {
     let metrics = gw.metrics().await;
     assert!(metrics.contains("gateway_queue_wait_seconds"), "{metrics}");
     assert!(metrics.contains("gateway_queue_depth"), "{metrics}");
+    // The help lines say what is counted: generations and embeddings only, one queue.
+    let help = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("# HELP {name} ")))
+            .unwrap_or_else(|| panic!("no help for {name}: {metrics}"))
+            .to_owned()
+    };
+    assert!(help("gateway_backend_in_flight").contains("Generation and embedding requests"));
+    assert!(help("gateway_queue_depth").contains("not per backend"));
 }
 
 #[tokio::test]
