@@ -1013,3 +1013,62 @@ async fn a_backend_that_comes_back_is_listed_again_at_once() {
     assert_eq!(b.calls("/api/chat"), 4, "qwen3 is known to be on B");
     assert_eq!(a.calls("/api/chat"), 0);
 }
+
+#[tokio::test]
+async fn a_key_that_fills_the_queue_does_not_turn_another_key_away() {
+    // Only A has `bench`, one request at a time, each about 300 ms; the queue holds four.
+    let slow = FakeConfig {
+        first_token_delay: Duration::from_millis(300),
+        ..has(&["bench"], &[])
+    };
+    let a = Fake::start(slow).await;
+    let b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Arc::new(
+        Gateway::start("admit", &[&a, &b], &[1, 0], |config| {
+            config.queue_limit = 4;
+        })
+        .await,
+    );
+    let request = |key: &'static str, text: String| {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let body = json!({"model": "bench", "messages": [{"role": "user", "content": text}]});
+            let response = gw
+                .client
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        })
+    };
+    // Key A: one request in the slot and four waiting: the queue is full.
+    let many: Vec<_> = (0..5).map(|i| request(KEY, format!("a-{i}"))).collect();
+    let started = Instant::now();
+    while gw.state.backends.queue_depth() < 4 || gw.state.backends.all()[0].in_flight() < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the queue fills"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        request(KEY, "a-more".into()).await.unwrap(),
+        429,
+        "the key that fills the queue gets no more places"
+    );
+    // Key B's one request gets in (A's newest gives up its place) and is served.
+    assert_eq!(request(KEY_B, "b".into()).await.unwrap(), 200);
+    let mut statuses = Vec::new();
+    for handle in many {
+        statuses.push(handle.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 200, 429],
+        "one of A's gave way"
+    );
+}
