@@ -991,6 +991,16 @@ async fn a_backend_that_comes_back_is_listed_again_at_once() {
     let a = Fake::start(has(&["llama3.2"], &[])).await;
     let mut b = Fake::start(has(&["llama3.2"], &[])).await;
     let gw = Gateway::start("relist", &[&a, &b], &[], |_| {}).await;
+    // Listed at start and then by its watcher's first round: its next refresh is 5 s away.
+    let started = Instant::now();
+    while b.calls("/api/tags") < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "listed by its watcher"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let listed = Instant::now();
     b.kill().await;
     gw.wait_health(1, false, Duration::from_secs(5)).await;
     // It comes back with another model (pulled while it was away).
@@ -998,6 +1008,11 @@ async fn a_backend_that_comes_back_is_listed_again_at_once() {
     b.revive().await;
     gw.wait_health(1, true, Duration::from_secs(5)).await;
     let back = Instant::now();
+    assert!(
+        back - listed < Duration::from_millis(3500),
+        "back {:?} after its last listing: the 5 s refresh is not due yet",
+        back - listed
+    );
     while b.calls("/api/tags") == 0 {
         assert!(
             back.elapsed() < Duration::from_secs(1),
