@@ -12,7 +12,8 @@ targets take turns in rounds whose order rotates, so noise falls on all of them 
 
 Printed, per rate: P50 and P99 (medians over the rounds), CPU per request of each gateway process
 (utime + stime from /proc), and then, as ratios against `one` measured in the same run: `two`'s
-P50, its added P50 over direct, and its CPU per request; and the split of `two`'s chat requests
+added P50 over direct (the issue's aim: within 1.05x; the report says whether it is met), its
+total P50 (for reference only), P99 and CPU per request; and the split of `two`'s chat requests
 between A and B (counted by the fakes themselves, reset before each round). The report goes to
 --out as well. Needs oha (bench/run.sh installs it) and the release binaries (cargo build --release).
 """
@@ -170,11 +171,16 @@ def main() -> None:
                 say(f"| {name} | {med(name, 'p50'):.3f} | {med(name, 'p99'):.3f} | {cpu} | {ok} / {answered} |")
             added = {n: med(n, "p50") - med("direct", "p50") for n in ("one", "two")}
             say()
-            say(f"- `two` P50 / `one` P50: **{med('two', 'p50') / med('one', 'p50'):.3f}x** "
-                f"({med('two', 'p50'):.3f} vs {med('one', 'p50'):.3f} ms; aim: within 1.05x)")
+            # The aim (issue 17) is about the latency the gateway adds, not the total: the total
+            # includes the fake's own time, which would hide a pool that doubled the gateway's.
             if added["one"] > 0:
-                say(f"- added P50 over direct: `one` {added['one']:.3f} ms, `two` {added['two']:.3f} ms, "
-                    f"two/one **{added['two'] / added['one']:.2f}x**")
+                ratio = added["two"] / added["one"]
+                verdict = "met" if ratio <= 1.05 else "**not met**"
+                say(f"- added P50 over direct, two/one: **{ratio:.2f}x** (`one` adds {added['one']:.3f} ms, "
+                    f"`two` {added['two']:.3f} ms; aim: within 1.05x, {verdict})")
+            say(f"- total P50 `two` / `one`: {med('two', 'p50') / med('one', 'p50'):.3f}x "
+                f"({med('two', 'p50'):.3f} vs {med('one', 'p50'):.3f} ms; not the aim's measure: "
+                "it includes the backend's own time)")
             say(f"- `two` P99 / `one` P99: {med('two', 'p99') / med('one', 'p99'):.3f}x")
             say(f"- CPU per request `two` / `one`: **{med('two', 'cpu_us') / med('one', 'cpu_us'):.3f}x**")
             total = split["A"] + split["B"]

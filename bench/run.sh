@@ -7,6 +7,8 @@
 #   bash bench/run.sh --smoke   seconds: debug binaries, direct, passthrough and the gateway, no
 #                               installs, loopback only, no timed assertions; proves the script
 #                               and the streaming client work (writes bench/work/smoke.md)
+#   bash bench/run.sh --https   ~4 min: HTTPS against plain HTTP, the gateway and nginx with the
+#                               same certificate (bench/https.py; writes bench/results/https.md)
 #
 # Extra arguments after the mode go to bench/bench.py (e.g. --rates 250,500 --seconds 3).
 set -euo pipefail
@@ -15,6 +17,9 @@ cd "$(dirname "$0")/.."
 mode=full
 if [ "${1:-}" = "--smoke" ]; then
     mode=smoke
+    shift
+elif [ "${1:-}" = "--https" ]; then
+    mode=https
     shift
 fi
 LITELLM_VERSION="${LITELLM_VERSION:-1.106.2}"
@@ -74,6 +79,15 @@ if [ -z "$nginx_bin" ] || [ -z "$caddy_bin" ]; then
     else
         say "nginx/caddy missing and cannot apt-get: they will be reported as unavailable"
     fi
+fi
+
+if [ "$mode" = https ]; then
+    command -v openssl >/dev/null || { say "openssl is needed (apt-get install openssl)"; exit 1; }
+    [ -n "$nginx_bin" ] || { say "nginx is needed for the HTTPS comparison"; exit 1; }
+    say "building release binaries"
+    cargo build --release --bins -p ollama-gateway -p fake-ollama
+    exec timeout 900 python3 bench/https.py --bin-dir target/release \
+        --oha "$oha_bin" --nginx "$nginx_bin" "$@"
 fi
 
 litellm_bin=""

@@ -127,18 +127,16 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
-    /// Host names and IP addresses the internal certificate is for (comma-separated).
-    #[arg(
-        long,
-        env = "GATEWAY_TLS_NAMES",
-        value_delimiter = ',',
-        default_value = "localhost,127.0.0.1,::1"
-    )]
-    pub tls_names: Vec<String>,
+    /// Host names and IP addresses of the certificate (comma-separated): the ones `internal`
+    /// issues for (default `localhost,127.0.0.1,::1`), and with `files` the ones
+    /// GATEWAY_TLS_CERT must cover (checked at start and at each reload; unset: not checked).
+    #[arg(long, env = "GATEWAY_TLS_NAMES", value_delimiter = ',')]
+    pub tls_names: Option<Vec<String>>,
 
-    /// Where `GATEWAY_TLS=internal` keeps its CA and certificate.
-    #[arg(long, env = "GATEWAY_TLS_DIR", default_value = "ollama-gateway-tls")]
-    pub tls_dir: PathBuf,
+    /// Where `GATEWAY_TLS=internal` keeps its CA and certificate and `acme` its account and
+    /// certificates. Unset: `ollama-gateway-tls` beside the SQLite database of GATEWAY_DB.
+    #[arg(long, env = "GATEWAY_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
 
     /// How long an internal leaf certificate is valid; a new one is issued when a third is left.
     #[arg(long, env = "GATEWAY_TLS_INTERNAL_LIFETIME", default_value = "30d", value_parser = parse_duration)]
@@ -242,6 +240,17 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_RESPONSES_TTL", default_value = "30d", value_parser = parse_duration)]
     pub responses_ttl: Duration,
 
+    /// An htpasswd-style file of `user:bcrypt-hash` lines (`htpasswd -nB user`,
+    /// `caddy hash-password`): `Authorization: Basic` with such a user is accepted where a key
+    /// is. Read again within a second when it changes.
+    #[arg(long, env = "GATEWAY_BASIC_USERS")]
+    pub basic_users: Option<PathBuf>,
+
+    /// How long an admin console session lasts after login (`8h`, `30m`); logout ends it
+    /// sooner, and so does disabling, revoking or demoting the key it was opened with.
+    #[arg(long, env = "GATEWAY_CONSOLE_SESSION", default_value = "8h", value_parser = parse_duration)]
+    pub console_session: Duration,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -267,6 +276,27 @@ impl Config {
     /// Defaults for everything, as if no flag or variable were set (used by tests).
     pub fn defaults() -> Self {
         Self::parse_from(["ollama-gateway"])
+    }
+
+    /// `GATEWAY_TLS_DIR`, or `ollama-gateway-tls` in the folder of the SQLite database: the
+    /// volume that keeps the database keeps the CA (clients that trust it go on trusting it).
+    pub fn tls_dir(&self) -> PathBuf {
+        const NAME: &str = "ollama-gateway-tls";
+        if let Some(dir) = &self.tls_dir {
+            return dir.clone();
+        }
+        let file = self
+            .db
+            .strip_prefix("sqlite://")
+            .or_else(|| self.db.strip_prefix("sqlite:"))
+            .and_then(|rest| rest.split('?').next());
+        match file
+            .map(std::path::Path::new)
+            .and_then(std::path::Path::parent)
+        {
+            Some(folder) => folder.join(NAME),
+            None => PathBuf::from(NAME),
+        }
     }
 }
 
@@ -463,5 +493,25 @@ mod tests {
         assert_eq!(config.max_body, 32 << 20);
         assert_eq!(config.body_timeout, Duration::from_secs(30));
         assert_eq!(config.auth, AuthMode::On);
+        assert_eq!(config.tls_dir(), PathBuf::from("ollama-gateway-tls"));
+    }
+
+    #[test]
+    fn the_tls_folder_is_beside_the_database_unless_set() {
+        let mut config = Config::defaults();
+        for (db, wanted) in [
+            (
+                "sqlite:///data/ollama-gateway.db",
+                "/data/ollama-gateway-tls",
+            ),
+            ("sqlite://var/gw.db?mode=rwc", "var/ollama-gateway-tls"),
+            ("sqlite:gw.db", "ollama-gateway-tls"),
+            ("sqlite::memory:", "ollama-gateway-tls"),
+        ] {
+            config.db = db.into();
+            assert_eq!(config.tls_dir(), PathBuf::from(wanted), "{db}");
+        }
+        config.tls_dir = Some(PathBuf::from("/etc/gw/tls"));
+        assert_eq!(config.tls_dir(), PathBuf::from("/etc/gw/tls"));
     }
 }

@@ -7,13 +7,14 @@
 //! translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
 //! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`]. Beside the request
-//! path: [`store`] (the database), [`usage`] (usage records and token quotas) and [`admin`] (the
-//! admin API and the CLI).
+//! path: [`store`] (the database), [`usage`] (usage records and token quotas), [`admin`] (the
+//! admin API and the CLI) and [`console`] (the admin console in the browser, at `/admin/`).
 
 pub mod admin;
 pub mod anthropic;
 pub mod backends;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod gate;
 pub mod http;
@@ -66,6 +67,7 @@ pub async fn build(config: Config) -> Result<Gateway, String> {
 pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
     let keys = KeyStore::load(&config)?;
     let backends = backends::Backends::new(&config)?;
+    let basic_users = gate::basic::BasicAuth::from_config(&config)?;
     let store = admin::cli::open(&config).await?;
     let db_url = store.url();
     let db_error = |e: store::StoreError| format!("GATEWAY_DB ({db_url}): {e}");
@@ -95,7 +97,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         .await
         .map_err(db_error)?;
     usage.quotas.seed(&today, &month);
-    let gate = Gate::new(&config, keys);
+    let mut gate = Gate::new(&config, keys);
+    gate.basic = basic_users;
     let tls = tls::ServerTls::from_config(&config)?;
     let responses =
         responses::stored::StoredResponses::start(store.clone(), config.responses_ttl, clock);
@@ -114,6 +117,14 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
     gate::reload::reload(&state).await.map_err(db_error)?;
     tokio::spawn(gate::reload::watch(state.clone()));
     state.backends.start().await;
+    if state.gate.basic.is_some() {
+        let watched = state.clone();
+        tokio::spawn(async move {
+            if let Some(users) = &watched.gate.basic {
+                users.watch().await;
+            }
+        });
+    }
     Ok(Gateway {
         service: http::stack::build(state.clone()),
         state,

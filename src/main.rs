@@ -66,6 +66,7 @@ async fn run(config: Config) -> Result<(), String> {
     tracing::info!(
         listen = %local,
         keys = state.gate.keys.load().len(),
+        basic_users = state.gate.basic.as_ref().map_or(0, |users| users.len()),
         db = %state.store.url(),
         auth = if state.config.auth == AuthMode::On { "on" } else { "off" },
         https = state.tls.is_some(),

@@ -56,7 +56,7 @@ run_postgres_suite() {
     return "$status"
 }
 run_suite "cargo test (PostgreSQL)" run_postgres_suite
-run_suite "build binaries" cargo build --bins || { print_summary; exit 1; }
+run_suite "build binaries" cargo build --workspace --bins || { print_summary; exit 1; }
 
 source tests/support/servers.sh
 if run_suite "start fake ollama + gateway" start_servers; then

@@ -4,7 +4,8 @@
 //! nanosecond durations) and replays recorded fixtures from `fixtures/`. Besides the happy
 //! paths it can fail the ways a real Ollama fails: errors before the first byte, an error
 //! line in the middle of a stream, a stream cut without its `done` line, a corrupt line, a
-//! slow first byte and a stalled stream. It records every request and counts streams that
+//! slow first byte and a stalled stream; and it can hang as a whole, like a machine that froze
+//! with its sockets open ([`FakeOllama::hang`]). It records every request and counts streams that
 //! finished or were abandoned by the client, so tests can check what the gateway sent and
 //! that it closes upstream streams when its own client goes away.
 //!
@@ -67,6 +68,10 @@ pub struct FakeConfig {
     /// When set, the models `/api/ps` shows as loaded (entries of `tags.json`); default:
     /// `llama3.2` (or the first model).
     pub loaded: Option<Vec<String>>,
+    /// Answer every chat and generate request with the 500 of `fail-500` before any byte,
+    /// whatever the model, while everything else (`/api/version`, the listings) answers: a
+    /// machine whose runner keeps crashing. Default false.
+    pub failing: bool,
 }
 
 impl FakeConfig {
@@ -88,6 +93,7 @@ impl Default for FakeConfig {
             empty_tags: false,
             models: None,
             loaded: None,
+            failing: false,
         }
     }
 }

@@ -52,6 +52,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         empty_tags: args.empty_tags,
         models: None,
         loaded: None,
+        failing: false,
     };
     let fake = FakeOllama::start_on(args.listen, config).await?;
     let mut stdout = std::io::stdout().lock();

@@ -200,6 +200,12 @@ async fn generation(
     if let Some(response) = model.and_then(|m| address_failure(&state, headers, m)) {
         return response;
     }
+    if state.config().failing {
+        return reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "llama runner process has terminated: exit status 2",
+        );
+    }
     let plan = match body
         .object(endpoint.go_type())
         .and_then(|fields| scenario::plan(state.fixtures(), endpoint, fields))

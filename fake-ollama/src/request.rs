@@ -223,6 +223,7 @@ pub(crate) async fn record(
     if request.uri().path().starts_with(CONTROL_PREFIX) {
         return next.run(request).await;
     }
+    state.while_hung().await;
     let (mut parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,

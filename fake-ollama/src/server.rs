@@ -164,6 +164,16 @@ impl FakeOllama {
         self.state.reset();
     }
 
+    /// Stop answering without closing anything (see [`FakeState::hang`]).
+    pub fn hang(&self) {
+        self.state.hang();
+    }
+
+    /// Answer again after [`hang`](Self::hang).
+    pub fn resume(&self) {
+        self.state.resume();
+    }
+
     /// Stop serving and wait until the socket and all connections are closed.
     pub async fn shutdown(mut self) {
         if let Some(task) = self.task.take() {

@@ -2,7 +2,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     /// Digests uploaded through `POST /api/blobs/:digest`.
     pub(crate) blobs: Mutex<HashSet<String>>,
     next_id: AtomicU64,
+    /// Hung: see [`FakeState::hang`].
+    hung: AtomicBool,
 }
 
 impl FakeState {
@@ -83,6 +85,7 @@ impl FakeState {
             last_cancel_at: Mutex::new(None),
             blobs: Mutex::new(HashSet::new()),
             next_id: AtomicU64::new(1),
+            hung: AtomicBool::new(false),
         }))
     }
 
@@ -133,6 +136,28 @@ impl FakeState {
         self.0.completed.store(0, Ordering::Relaxed);
         *self.0.last_cancel_at.lock() = None;
         self.0.blobs.lock().clear();
+    }
+
+    /// Hang like a machine that froze or fell off the network without closing its sockets:
+    /// requests arriving from now on get no answer at all (`/api/version` included), and
+    /// streams in progress send nothing more; every connection stays open. [`resume`] undoes
+    /// it.
+    ///
+    /// [`resume`]: Self::resume
+    pub fn hang(&self) {
+        self.0.hung.store(true, Ordering::Relaxed);
+    }
+
+    /// Answer again after [`hang`](Self::hang): waiting requests and streams go on.
+    pub fn resume(&self) {
+        self.0.hung.store(false, Ordering::Relaxed);
+    }
+
+    /// Wait while hung (polled: this is a test double, not a hot path).
+    pub(crate) async fn while_hung(&self) {
+        while self.0.hung.load(Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     pub(crate) fn stream_completed(&self) {

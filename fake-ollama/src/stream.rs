@@ -108,6 +108,7 @@ pub(crate) fn scheduled_body(
             }
             let line = feed.lines.next()?;
             feed.schedule.wait_for(feed.index).await;
+            feed.guard.state.while_hung().await;
             if feed.index == feed.last {
                 feed.guard.complete();
             }

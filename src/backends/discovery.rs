@@ -13,8 +13,9 @@ use crate::upstream::Upstream;
 
 use super::select::full_name;
 
-/// How long one listing may take before it counts as not answered.
-const LIST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one listing may take before it counts as not answered (the watcher's listings
+/// and each backend's part of a client's listing).
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The models of one backend, as last listed.
 #[derive(Clone, Debug, Default)]

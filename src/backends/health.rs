@@ -1,15 +1,19 @@
 //! Whether a backend is in or out, and the watcher that keeps asking.
 //!
-//! Passive checks: a connection that cannot be made takes a backend out at once; three 5xx
-//! answers in a row take it out too (one failing model should not, a failing machine should).
+//! Passive checks: a connection that cannot be made takes a backend out at once; three failed
+//! answers in a row (5xx, or no answer head within the upstream timeout) take it out too (one
+//! failing model should not, a failing machine should).
 //! Active checks: each backend's watcher asks `/api/version` (two-second timeout) every
 //! [`CHECK_EVERY`] while it is in, and while it is out after a wait that starts at
 //! [`FIRST_BACKOFF`] and doubles up to [`MAX_BACKOFF`]; the first answer puts it back, and its
-//! model listings are refreshed then. The watcher also refreshes the listings every
+//! model listings are refreshed at once then. A backend taken out by failed answers still answers
+//! `/api/version`, so that answer proves nothing: it stays out for a cooldown first
+//! ([`FIRST_COOLDOWN`], doubling with each such take-out in a row up to [`MAX_COOLDOWN`], back to
+//! the first once a request succeeds on it). The watcher also refreshes the listings every
 //! [`LIST_EVERY`], or at once when asked (after a pull or delete through the gateway).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -24,14 +28,28 @@ pub const LIST_EVERY: Duration = Duration::from_secs(5);
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Longest wait between probes of a backend that is out.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// 5xx answers in a row that take a backend out.
+/// Failed answers in a row that take a backend out.
 const FAILURES_TO_TAKE_OUT: u32 = 3;
+/// How long a backend taken out by failed answers stays out before a probe may put it back.
+pub const FIRST_COOLDOWN: Duration = Duration::from_secs(10);
+/// The longest such cooldown (a backend that keeps failing after each return).
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(160);
 
 /// One backend's health.
 #[derive(Debug)]
 pub struct Health {
     up: AtomicBool,
     failures: AtomicU32,
+    cooldown: Mutex<Cooldown>,
+}
+
+/// The cooldown after take-outs by failed answers.
+#[derive(Debug, Default)]
+struct Cooldown {
+    /// No probe puts the backend back before this.
+    until: Option<Instant>,
+    /// The next cooldown's length (`None`: the first).
+    next: Option<Duration>,
 }
 
 impl Default for Health {
@@ -39,6 +57,7 @@ impl Default for Health {
         Self {
             up: AtomicBool::new(true),
             failures: AtomicU32::new(0),
+            cooldown: Mutex::new(Cooldown::default()),
         }
     }
 }
@@ -49,23 +68,66 @@ impl Health {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// Set the state; whether that changed it.
+    fn cooldown(&self) -> std::sync::MutexGuard<'_, Cooldown> {
+        self.cooldown.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Set the state; whether that changed it. A request that succeeded puts the backend back
+    /// whatever the cooldown (it is the proof the probe cannot give) and ends the streak.
     pub fn set(&self, up: bool) -> bool {
         if up {
             self.failures.store(0, Ordering::Relaxed);
+            *self.cooldown() = Cooldown::default();
         }
         self.up.swap(up, Ordering::Relaxed) != up
+    }
+
+    /// What a probe's answer says: whether the backend may be (put) in now. Not before the
+    /// cooldown of a take-out by failed answers is over; a probe that may put it back ends the
+    /// cooldown (the next take-out starts a longer one).
+    pub fn probe_says(&self, answered: bool) -> bool {
+        if !answered {
+            return false;
+        }
+        let mut cooldown = self.cooldown();
+        match cooldown.until {
+            Some(until) if Instant::now() < until => false,
+            _ => {
+                cooldown.until = None;
+                true
+            }
+        }
+    }
+
+    /// How long until a probe may put the backend back (zero when it may now).
+    pub fn cooling_for(&self) -> Duration {
+        self.cooldown().until.map_or(Duration::ZERO, |until| {
+            until.saturating_duration_since(Instant::now())
+        })
     }
 
     /// An answer with `status` came back; whether that took the backend out.
     pub fn answered(&self, status: StatusCode) -> bool {
         if status.is_server_error() {
-            let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            failures >= FAILURES_TO_TAKE_OUT && self.set(false)
+            self.failed()
         } else {
             self.failures.store(0, Ordering::Relaxed);
             false
         }
+    }
+
+    /// An answer failed (a 5xx, or no answer within the upstream timeout); whether that took
+    /// the backend out, for a cooldown.
+    pub fn failed(&self) -> bool {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < FAILURES_TO_TAKE_OUT || !self.set(false) {
+            return false;
+        }
+        let mut cooldown = self.cooldown();
+        let length = cooldown.next.unwrap_or(FIRST_COOLDOWN);
+        cooldown.until = Some(Instant::now() + length);
+        cooldown.next = Some((length * 2).min(MAX_COOLDOWN));
+        true
     }
 }
 
@@ -76,11 +138,16 @@ pub async fn watch(pool: Weak<Pool>, index: usize) {
     };
     let mut backoff = FIRST_BACKOFF;
     let mut listed: Option<Instant> = None;
+    let mut was_up = backend.is_healthy();
     loop {
-        let up = backend.probe.probe_now(&backend.upstream).await.is_up();
+        let answered = backend.probe.probe_now(&backend.upstream).await.is_up();
+        let up = backend.health.probe_says(answered);
         let Some(strong) = pool.upgrade() else { return };
         strong.set_health(&backend, up);
-        let refresh = backend.refresh.swap(false, Ordering::Relaxed);
+        // Back from an outage (whoever put it back): what it has may have changed meanwhile.
+        let came_back = up && !was_up;
+        was_up = up;
+        let refresh = backend.refresh.swap(false, Ordering::Relaxed) || came_back;
         let due = listed.is_none_or(|at| at.elapsed() >= LIST_EVERY);
         if up && (refresh || due) {
             if let Some(models) = super::discovery::list(&backend.upstream).await {
@@ -96,7 +163,8 @@ pub async fn watch(pool: Weak<Pool>, index: usize) {
         } else {
             let wait = backoff;
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            wait
+            // No probe can put it back before its cooldown is over: the first comes then.
+            wait.max(backend.health.cooling_for())
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
@@ -157,10 +225,42 @@ mod tests {
             "the third in a row"
         );
         assert!(!health.is_up());
-        assert!(health.set(true), "a probe's answer puts it back");
+        assert!(health.set(true), "a request's answer puts it back");
         assert!(
             !health.answered(StatusCode::INTERNAL_SERVER_ERROR),
             "counted from zero again"
+        );
+    }
+
+    #[test]
+    fn a_probe_puts_back_a_backend_taken_out_by_failures_only_after_its_cooldown() {
+        let health = Health::default();
+        assert!(!health.failed());
+        assert!(!health.failed());
+        assert!(health.failed(), "timeouts count like 5xx");
+        assert!(!health.probe_says(true), "cooling down");
+        assert!(health.cooling_for() > FIRST_COOLDOWN - Duration::from_secs(1));
+        health.cooldown().until = Some(Instant::now());
+        assert!(health.probe_says(true), "over: the probe's answer counts");
+        assert!(!health.probe_says(false));
+        assert!(health.set(true));
+        for _ in 0..3 {
+            health.failed();
+        }
+        assert!(
+            health.cooling_for() <= FIRST_COOLDOWN,
+            "a request's success ended the streak"
+        );
+        health.cooldown().until = Some(Instant::now());
+        assert!(health.probe_says(true));
+        health.up.store(true, Ordering::Relaxed);
+        health.failures.store(0, Ordering::Relaxed);
+        for _ in 0..3 {
+            health.failed();
+        }
+        assert!(
+            health.cooling_for() > FIRST_COOLDOWN,
+            "a second take-out in a row cools down longer"
         );
     }
 }

@@ -37,7 +37,7 @@ use http::{HeaderMap, Method};
 use http_body::{Body, Frame, SizeHint};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::error::GatewayError;
 use crate::http::audit::Audit;
@@ -80,6 +80,10 @@ pub struct Backend {
     refresh: AtomicBool,
     /// Wakes its watcher.
     wake: Notify,
+    /// Moves on each time it is taken out because it cannot be reached: the answers in
+    /// progress on it (each [`Lease`] watches this) end then instead of waiting out the
+    /// upstream timeout on a machine that will never send another byte.
+    outages: watch::Sender<u64>,
     metrics: metrics::BackendMetrics,
 }
 
@@ -99,6 +103,7 @@ impl Backend {
             probe: UpstreamProbe::new(),
             refresh: AtomicBool::new(false),
             wake: Notify::new(),
+            outages: watch::Sender::new(0),
         })
     }
 
@@ -223,7 +228,15 @@ pub struct Lease {
     slot: Slot,
     /// Ask the backend's listings again when done (pull, create, copy, delete).
     relist: bool,
+    /// The backend's outages, as of when the request was sent: a change means it was taken
+    /// out since, and the answer ends with [`GatewayError::UpstreamInterrupted`].
+    outages: watch::Receiver<u64>,
 }
+
+/// Why an answer ended early: its backend was taken out while the answer was read.
+#[derive(Debug, thiserror::Error)]
+#[error("backend '{0}' was taken out (it cannot be reached) while this answer was read")]
+struct TakenOut(String);
 
 impl Lease {
     /// The backend's client.
@@ -241,12 +254,20 @@ impl Lease {
         self.upstream().failure(message)
     }
 
-    /// Read a whole JSON answer within the timeout.
+    /// Read a whole JSON answer within the timeout; cut short when the backend is taken out
+    /// meanwhile.
     pub async fn read_json<T: DeserializeOwned>(
         &self,
         response: reqwest::Response,
     ) -> Result<T, GatewayError> {
-        self.upstream().read_json(response).await
+        let mut outages = self.outages.clone();
+        tokio::select! {
+            answer = self.upstream().read_json(response) => answer,
+            Ok(()) = outages.changed() => {
+                tracing::warn!(error = %TakenOut(self.name().to_owned()), "upstream answer cut short");
+                Err(GatewayError::UpstreamInterrupted)
+            }
+        }
     }
 
     /// Refresh this backend's model listings when the answer is over.
@@ -259,7 +280,19 @@ impl Lease {
     pub fn chunks(self, response: reqwest::Response, shutdown: &Shutdown) -> UpstreamChunks {
         let upstream = self.upstream().clone();
         let body = crate::upstream::erased(response);
-        upstream.chunks_of(Box::pin(Held { body, _lease: self }), shutdown)
+        let mut outages = self.outages.clone();
+        let taken_out: TakenOutFuture = Box::pin(async move {
+            // Only an outage ends the answer; the sender lives as long as the backend.
+            if outages.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        });
+        let held = Held {
+            body,
+            taken_out: Some(taken_out),
+            lease: self,
+        };
+        upstream.chunks_of(Box::pin(held), shutdown)
     }
 
     /// The answer's body as typed NDJSON lines (see [`Upstream::native_lines`]); the slot is
@@ -281,10 +314,18 @@ impl Drop for Lease {
     }
 }
 
-/// A body that holds its lease for as long as it is read.
+type TakenOutFuture = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A body that holds its lease for as long as it is read, and breaks off (as a connection
+/// that broke would: [`UpstreamChunks`] makes that [`GatewayError::UpstreamInterrupted`], the
+/// error event or `{"error"}` line of any mid-stream failure) when its backend is taken out
+/// and nothing is left to read. Without that, a machine that froze or left the network with
+/// its sockets open would hold the stream until the upstream timeout (300 s by default).
 struct Held {
     body: UpstreamBody,
-    _lease: Lease,
+    /// Ready once the backend was taken out; `None` after it fired.
+    taken_out: Option<TakenOutFuture>,
+    lease: Lease,
 }
 
 impl Body for Held {
@@ -295,7 +336,20 @@ impl Body for Held {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.body.as_mut().poll_frame(cx)
+        // What has arrived is passed on first: a backend taken out by mistake (a probe that
+        // timed out) loses only the streams that have stalled on it.
+        if let Poll::Ready(frame) = self.body.as_mut().poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let this = self.get_mut();
+        if let Some(taken_out) = this.taken_out.as_mut()
+            && taken_out.as_mut().poll(cx).is_ready()
+        {
+            this.taken_out = None;
+            let why = TakenOut(this.lease.name().to_owned());
+            return Poll::Ready(Some(Err(Box::new(why))));
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
@@ -405,13 +459,25 @@ impl Backends {
             backend.metrics.requests.increment(1);
             let upstream = &backend.upstream;
             let timeout = upstream.timeout();
-            let attempt = tokio::time::timeout(timeout, upstream.attempt(build(upstream))).await;
+            let mut outages = backend.outages.subscribe();
+            let attempt = tokio::select! {
+                attempt = tokio::time::timeout(timeout, upstream.attempt(build(upstream))) => attempt,
+                // Taken out while this request waits for its answer's head: it was sent, so it
+                // is not sent again elsewhere; it ends as a broken answer would.
+                Ok(()) = outages.changed() => {
+                    tracing::warn!(error = %TakenOut(backend.name.clone()), "upstream answer cut short");
+                    return Err(GatewayError::UpstreamInterrupted);
+                }
+            };
             match attempt {
                 Ok(Ok(response)) => {
                     self.0.set_health(&backend, true);
+                    // Only outages from here on end the answer.
+                    outages.mark_unchanged();
                     let lease = Lease {
                         slot,
                         relist: false,
+                        outages,
                     };
                     return Ok((response, lease));
                 }
@@ -429,14 +495,22 @@ impl Backends {
                     if status.is_server_error() {
                         backend.metrics.errors.increment(1);
                         if backend.health.answered(status) {
-                            self.0
-                                .log_out(&backend, "answered 5xx three times in a row");
+                            self.0.log_out(
+                                &backend,
+                                "failed to answer three times in a row (5xx or timeout)",
+                            );
                         }
                     }
                     return Err(err);
                 }
                 Err(_) => {
                     backend.metrics.errors.increment(1);
+                    if backend.health.failed() {
+                        self.0.log_out(
+                            &backend,
+                            "failed to answer three times in a row (5xx or timeout)",
+                        );
+                    }
                     return Err(GatewayError::UpstreamTimeout(timeout));
                 }
             }
@@ -477,8 +551,10 @@ impl Backends {
 
     /// `/api/tags` or `/api/ps` of every healthy backend (of all, when none is), each model
     /// once (the first backend's entry, in configured order); a backend's fixed `models` limit
-    /// what it lists. With one backend, its answer. A backend that does not answer is left
-    /// out; when none answers, the first one's error.
+    /// what it lists. With one backend, its answer (within the upstream timeout, as always).
+    /// With several, each has [`discovery::LIST_TIMEOUT`] to answer: one that hangs must not
+    /// hold every listing for the upstream timeout. A backend that does not answer in time is
+    /// left out; when none answers, the first one's error.
     pub async fn listing(
         &self,
         path: &str,
@@ -495,8 +571,15 @@ impl Backends {
             healthy
         };
         let answers = futures::future::join_all(asked.iter().map(|backend| async move {
-            let listing: Result<TagsResponse, GatewayError> =
-                backend.upstream.get_json(path, headers).await;
+            let listing = tokio::time::timeout(
+                discovery::LIST_TIMEOUT,
+                backend.upstream.get_json::<TagsResponse>(path, headers),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(backend = %backend.name, path, "backend listing timed out; left out");
+                Err(GatewayError::UpstreamTimeout(discovery::LIST_TIMEOUT))
+            });
             (backend, listing)
         }))
         .await;
@@ -582,7 +665,7 @@ impl Backends {
             return Ok(slot);
         }
         if !self.0.has_candidates(want) {
-            return Err(GatewayError::UpstreamUnavailable);
+            return Err(self.0.none_for(want));
         }
         let started = Instant::now();
         let ticket = match self.0.queue.join(key, want.clone()) {
@@ -603,8 +686,8 @@ impl Backends {
 
 impl Pool {
     /// The candidates for `want`, best first: those with the model (when none lists it, every
-    /// backend: it may answer, or say in Ollama's words that it has no such model), healthy
-    /// ones only unless none is.
+    /// backend without a fixed `models` list: it may answer, or say in Ollama's words that it
+    /// has no such model), healthy ones only unless none is.
     fn ranked(&self, want: &Want) -> Vec<usize> {
         if let Some(index) = want.named {
             return if want.exclude.contains(&index) {
@@ -643,9 +726,14 @@ impl Pool {
                 }
             })
             .collect();
+        // Nobody lists it: a listing may be a few seconds old (a pull outside the gateway), so
+        // a backend whose models are discovered may have it after all and say so itself. One
+        // with a fixed `models` list never gets a model the list leaves out.
         if candidates.iter().all(|c| c.has == Has::No) {
             for c in &mut candidates {
-                c.has = Has::Unknown;
+                if self.backends[c.index].fixed.is_none() {
+                    c.has = Has::Unknown;
+                }
             }
         }
         candidates.retain(|c| !want.exclude.contains(&c.index));
@@ -659,6 +747,27 @@ impl Pool {
 
     fn has_candidates(&self, want: &Want) -> bool {
         !self.ranked(want).is_empty()
+    }
+
+    /// The error when nothing can take `want`: a model that no backend may serve (every one
+    /// has a fixed list without it) is Ollama's 404, as with one backend; otherwise the
+    /// backends that could are unreachable.
+    fn none_for(&self, want: &Want) -> GatewayError {
+        match &want.model {
+            Some(model)
+                if want.named.is_none()
+                    && self.backends.len() > 1
+                    && self
+                        .backends
+                        .iter()
+                        .all(|b| b.fixed.as_ref().is_some_and(|f| !f.contains(model))) =>
+            {
+                GatewayError::ModelNotFound {
+                    message: format!("model '{model}' not found"),
+                }
+            }
+            _ => GatewayError::UpstreamUnavailable,
+        }
     }
 
     /// A slot on the best candidate with one free.
@@ -697,6 +806,9 @@ impl Pool {
             self.dispatch();
         } else {
             self.log_out(backend, "cannot be reached");
+            // End what is in progress on it (see `Backend::outages`). A backend taken out for
+            // its 5xx answers still answers: its streams go on.
+            backend.outages.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 

@@ -4,7 +4,10 @@
 //! key whose turn it is gets it for its oldest request that can use it (one whose model that
 //! backend has), and goes to the back of the turn order; so a key with a hundred requests
 //! waiting gets every other slot at most while another key waits, never all of them. The queue
-//! is bounded (all keys together); a request that waits longer than its timeout leaves it.
+//! is bounded (all keys together), and fair at the door too: when it is full, a request whose
+//! key has fewer waiting than the longest line takes the place of that line's newest request
+//! (which is refused as if the queue had been full when it came), so one key filling the queue
+//! cannot turn every other key away. A request that waits longer than its timeout leaves it.
 //!
 //! The queue only orders and hands over: what a waiter asks for (`A`) and what it is granted
 //! (`G`, a slot on a backend) are the pool's, which places waiters in [`FairQueue::dispatch`].
@@ -19,7 +22,7 @@ use tokio::sync::oneshot;
 /// Why a request did not get a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// The queue was full when it arrived.
+    /// The queue was full when it arrived, or a key with fewer waiting took its place.
     Full,
     /// It waited for the whole timeout.
     TimedOut,
@@ -84,8 +87,24 @@ impl<A, G> FairQueue<A, G> {
     pub fn join(&self, key: &str, ask: A) -> Result<Ticket<'_, A, G>, Refused> {
         let (grant, granted) = oneshot::channel();
         let mut lines = self.lock();
+        let mut displaced = None;
         if self.depth() >= self.limit {
-            return Err(Refused::Full);
+            let mine = lines.waiting.get(key).map_or(0, VecDeque::len);
+            let longest = lines
+                .waiting
+                .iter()
+                .max_by_key(|(_, line)| line.len())
+                .filter(|(_, line)| line.len() > mine + 1)
+                .map(|(k, _)| k.clone());
+            let Some(longest) = longest else {
+                return Err(Refused::Full);
+            };
+            // Its newest request gives up its place: the line keeps its oldest ones, and its
+            // sender, dropped below, tells the ticket it was refused.
+            displaced = lines.waiting.get_mut(&longest).and_then(VecDeque::pop_back);
+            if displaced.is_some() {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         let id = lines.next_id;
         lines.next_id += 1;
@@ -103,6 +122,8 @@ impl<A, G> FairQueue<A, G> {
             .or_default()
             .push_back(Waiter { id, ask, grant });
         self.depth.fetch_add(1, Ordering::Relaxed);
+        drop(lines);
+        drop(displaced);
         Ok(Ticket {
             queue: self,
             key,
@@ -194,8 +215,8 @@ impl<A, G> Ticket<'_, A, G> {
         let granted = self.granted.take();
         match waited {
             Ok(Ok(grant)) => Ok(grant),
-            // The sender is only dropped with the queue.
-            Ok(Err(_)) => Err(Refused::TimedOut),
+            // Its place was taken by a key with fewer waiting (or the queue is gone).
+            Ok(Err(_)) => Err(Refused::Full),
             Err(_) if self.queue.leave(&self.key, self.id) => Err(Refused::TimedOut),
             // Granted just as the time ran out: take it.
             Err(_) => granted
@@ -255,6 +276,40 @@ mod tests {
         let ticket = queue.join("b", ()).unwrap_or_else(|_| panic!("join"));
         drop(ticket);
         assert_eq!(queue.depth(), 0, "a dropped ticket leaves the queue");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_still_lets_in_a_key_with_fewer_waiting() {
+        let queue: FairQueue<u32, u32> = FairQueue::new(3);
+        let a: Vec<_> = (0..3)
+            .map(|i| queue.join("a", i).unwrap_or_else(|_| panic!("join")))
+            .collect();
+        assert!(
+            matches!(queue.join("a", 9), Err(Refused::Full)),
+            "the longest line's own key is refused"
+        );
+        let b = queue.join("b", 100).unwrap_or_else(|_| panic!("b gets in"));
+        assert_eq!(queue.depth(), 3);
+        assert!(
+            matches!(queue.join("b", 101), Err(Refused::Full)),
+            "b may not displace a line only one longer than its own"
+        );
+        let mut a = a.into_iter();
+        let (first, second, third) = (a.next(), a.next(), a.next());
+        let third = third.unwrap_or_else(|| panic!("three tickets"));
+        assert_eq!(
+            third.granted(Duration::from_millis(10)).await,
+            Err(Refused::Full),
+            "a's newest gave up its place"
+        );
+        let mut order = Vec::new();
+        queue.dispatch(|ask| {
+            order.push(*ask);
+            Some(*ask)
+        });
+        assert_eq!(order, vec![0, 100, 1], "a's oldest and b's one are served");
+        drop((first, second, b));
+        assert_eq!(queue.depth(), 0);
     }
 
     #[tokio::test]

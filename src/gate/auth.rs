@@ -1,12 +1,15 @@
 //! Key authentication, deny by default: `Authorization: Bearer <key>` everywhere, and
 //! `x-api-key: <key>` (what the Anthropic SDKs send) on the Anthropic surface.
+//! `Authorization: Basic` works on every surface too: a password that is an API key is that
+//! key (whatever the user name: for clients that can only send Basic), otherwise the user and
+//! password are checked against `GATEWAY_BASIC_USERS` ([`super::basic`]).
 //!
 //! Every route needs a key except the short list in [`is_open_route`]: a route added later is
 //! protected unless someone adds it there on purpose.
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use base64::Engine;
 use http::HeaderMap;
 
 use super::Gate;
@@ -51,29 +54,72 @@ pub fn presented_key(headers: &HeaderMap, surface: Surface) -> Option<&str> {
     }
 }
 
-/// The [`Caller`] behind the request's key, or the 401 to answer (messages for `surface`: the
-/// Anthropic surface also takes `x-api-key`). `Ok(None)` for open routes.
-pub fn authenticate(
+/// The user and password of `Authorization: Basic <base64 of user:password>`: `None` for
+/// another scheme, `Some(Err(()))` for Basic credentials that cannot be read.
+pub fn basic(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| ());
+    let text = decoded.and_then(|bytes| String::from_utf8(bytes).map_err(|_| ()));
+    Some(text.and_then(|text| {
+        let (user, password) = text.split_once(':').ok_or(())?;
+        Ok((user.to_owned(), password.to_owned()))
+    }))
+}
+
+/// The [`Caller`] behind the request's key (or Basic credentials), or the 401 to answer
+/// (messages for `surface`: the Anthropic surface also takes `x-api-key`). `Ok(None)` for open
+/// routes.
+pub async fn authenticate(
     gate: &Gate,
-    req: &Request,
+    path: &str,
+    headers: &HeaderMap,
     surface: Surface,
 ) -> Result<Option<Arc<Caller>>, GatewayError> {
-    if is_open_route(req.uri().path(), gate.metrics_open) {
+    if is_open_route(path, gate.metrics_open) {
         return Ok(None);
     }
     // Only one key per request: with two, which one a proxy in front or behind would read is
     // anyone's guess.
-    let mut authorizations = req.headers().get_all(http::header::AUTHORIZATION).iter();
+    let mut authorizations = headers.get_all(http::header::AUTHORIZATION).iter();
     if authorizations.next().is_some() && authorizations.next().is_some() {
         return Err(GatewayError::InvalidRequest {
             message: "more than one Authorization header; send exactly one".into(),
             param: None,
         });
     }
-    let headers = req.headers();
+    let caller = match basic(headers) {
+        None => key_caller(gate, headers, surface)?,
+        Some(Err(())) if gate.keys.load().is_open() => {
+            return Ok(gate.keys.load().lookup(None).ok());
+        }
+        Some(Err(())) => {
+            return Err(GatewayError::Unauthorized(
+                "malformed Basic credentials: send base64 of user:password",
+            ));
+        }
+        Some(Ok((user, password))) => basic_caller(gate, &user, &password).await?,
+    };
+    if caller.has_expired() {
+        return Err(GatewayError::Unauthorized("API key has expired"));
+    }
+    Ok(Some(caller))
+}
+
+/// The caller of the key sent as `Bearer` (or `x-api-key` on the Anthropic surface).
+fn key_caller(
+    gate: &Gate,
+    headers: &HeaderMap,
+    surface: Surface,
+) -> Result<Arc<Caller>, GatewayError> {
     let presented = presented_key(headers, surface);
-    let caller = match gate.keys.load().lookup(presented) {
-        Ok(caller) => caller,
+    match gate.keys.load().lookup(presented) {
+        Ok(caller) => Ok(caller),
         // No key we could read: missing, or a header that is not a key (an invalid one).
         Err(_) if presented.is_none() => {
             let sent = headers.contains_key(http::header::AUTHORIZATION)
@@ -85,14 +131,35 @@ pub fn authenticate(
                 }
                 (false, _) => "missing API key: send Authorization: Bearer <key>",
             };
-            return Err(GatewayError::Unauthorized(message));
+            Err(GatewayError::Unauthorized(message))
         }
-        Err(message) => return Err(GatewayError::Unauthorized(message)),
-    };
-    if caller.has_expired() {
-        return Err(GatewayError::Unauthorized("API key has expired"));
+        Err(message) => Err(GatewayError::Unauthorized(message)),
     }
-    Ok(Some(caller))
+}
+
+/// The caller of Basic credentials: the key in the password, else the Basic user.
+async fn basic_caller(
+    gate: &Gate,
+    user: &str,
+    password: &str,
+) -> Result<Arc<Caller>, GatewayError> {
+    // The key map is read and let go before any await.
+    let as_key = gate.keys.load().lookup(Some(password));
+    let refused = match as_key {
+        Ok(caller) => return Ok(caller),
+        Err(refused) => refused,
+    };
+    let Some(users) = &gate.basic else {
+        return Err(GatewayError::Unauthorized(refused));
+    };
+    users.check(user, password).await.map_err(|basic_refused| {
+        // A password that is recognisably a key (revoked, disabled, a damaged `og_` key) says so.
+        GatewayError::Unauthorized(if refused == "invalid API key" {
+            basic_refused
+        } else {
+            refused
+        })
+    })
 }
 
 #[cfg(test)]

@@ -108,6 +108,62 @@ struct KeyFile {
     /// Read by `crate::backends::config`.
     #[serde(default, rename = "backends")]
     _backends: serde::de::IgnoredAny,
+    #[serde(default)]
+    basic_users: Vec<UserSettings>,
+}
+
+/// Settings of one Basic auth user (`[[basic_users]]` in the TOML file), over the defaults: the
+/// same as a key's, without the key, its digest or an expiry.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    /// The user name, as in the `GATEWAY_BASIC_USERS` file.
+    pub name: String,
+    /// Model patterns on top of the global allowlist.
+    #[serde(default)]
+    models: Vec<String>,
+    /// Requests per minute (default `GATEWAY_RATE_LIMIT`).
+    rate_limit: Option<u32>,
+    /// Default `GATEWAY_RATE_BURST`.
+    burst: Option<u32>,
+    /// Default `GATEWAY_MAX_CONCURRENT`.
+    max_concurrent: Option<u32>,
+    /// May use the admin API and, with `GATEWAY_ALLOW_ADMIN`, Ollama's administrative endpoints.
+    #[serde(default)]
+    admin: bool,
+}
+
+/// The `[[basic_users]]` settings of the TOML file (`GATEWAY_CONFIG`), by user name. An empty
+/// or repeated name is refused like any other error in the file.
+pub fn basic_user_settings(config: &Config) -> Result<HashMap<String, UserSettings>, String> {
+    let Some(path) = &config.config_file else {
+        return Ok(HashMap::new());
+    };
+    let name = path.display();
+    let mut settings = HashMap::new();
+    for (i, user) in read_key_file(path)?.basic_users.into_iter().enumerate() {
+        let entry = i + 1;
+        if user.name.is_empty() {
+            return Err(format!(
+                "GATEWAY_CONFIG: {name}: [[basic_users]] entry {entry}: the name is empty"
+            ));
+        }
+        if let Some(before) = settings.insert(user.name.clone(), user) {
+            return Err(format!(
+                "GATEWAY_CONFIG: {name}: [[basic_users]] entry {entry}: user '{}' has settings already",
+                before.name
+            ));
+        }
+    }
+    Ok(settings)
+}
+
+/// Read and parse the TOML file; unknown fields are refused, with the line they are on.
+fn read_key_file(path: &Path) -> Result<KeyFile, String> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("GATEWAY_CONFIG: cannot read {name}: {e}"))?;
+    toml::from_str(&text).map_err(|e| format!("GATEWAY_CONFIG: {name}: {e}"))
 }
 
 /// All known keys, by digest: the configured ones and the stored ones that work.
@@ -233,12 +289,7 @@ impl KeyStore {
     }
 
     fn load_file(&mut self, path: &Path, defaults: &Limits) -> Result<(), String> {
-        let name = path.display();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("GATEWAY_CONFIG: cannot read {name}: {e}"))?;
-        let file: KeyFile =
-            toml::from_str(&text).map_err(|e| format!("GATEWAY_CONFIG: {name}: {e}"))?;
-        for entry in file.keys {
+        for entry in read_key_file(path)?.keys {
             let digest = match (&entry.key, &entry.sha256) {
                 (Some(key), None) if !key.is_empty() => digest(key),
                 (None, Some(hex_digest)) => parse_digest(hex_digest).ok_or_else(|| {
@@ -254,11 +305,7 @@ impl KeyStore {
                     ));
                 }
             };
-            let limits = Limits {
-                rate_per_minute: entry.rate_limit.unwrap_or(defaults.rate_per_minute),
-                burst: entry.burst.unwrap_or(defaults.burst),
-                max_concurrent: entry.max_concurrent.unwrap_or(defaults.max_concurrent),
-            };
+            let limits = defaults.over(entry.rate_limit, entry.burst, entry.max_concurrent);
             let caller = limits.caller(
                 &entry.name,
                 ModelAllowlist::new(&entry.models),
@@ -297,6 +344,15 @@ impl KeyStore {
         }
     }
 
+    /// The caller of a key known by its digest, if the key works now (the console's sessions
+    /// remember the digest of the key they were opened with). With auth off, the anonymous one.
+    pub fn lookup_digest(&self, digest: &[u8; 32]) -> Option<Arc<Caller>> {
+        if let Some(anonymous) = &self.anonymous {
+            return Some(anonymous.clone());
+        }
+        self.by_digest.get(digest).cloned()
+    }
+
     /// Whether authentication is off.
     pub fn is_open(&self) -> bool {
         self.anonymous.is_some()
@@ -324,14 +380,15 @@ fn same_settings(a: &KeyRecord, b: &KeyRecord) -> bool {
 
 /// Default per-key limits from the configuration.
 #[derive(Clone, Copy, Debug, Default)]
-struct Limits {
+pub struct Limits {
     rate_per_minute: u32,
     burst: u32,
     max_concurrent: u32,
 }
 
 impl Limits {
-    fn from_config(config: &Config) -> Self {
+    /// `GATEWAY_RATE_LIMIT`, `GATEWAY_RATE_BURST` and `GATEWAY_MAX_CONCURRENT`.
+    pub fn from_config(config: &Config) -> Self {
         Self {
             rate_per_minute: config.rate_limit,
             burst: config.rate_burst,
@@ -361,11 +418,7 @@ impl Limits {
     /// are admin keys.
     fn stored_caller(self, record: &KeyRecord, role: Option<Role>) -> Caller {
         let s = &record.settings;
-        let limits = Limits {
-            rate_per_minute: s.rate_limit.unwrap_or(self.rate_per_minute),
-            burst: s.burst.unwrap_or(self.burst),
-            max_concurrent: s.max_concurrent.unwrap_or(self.max_concurrent),
-        };
+        let limits = self.over(s.rate_limit, s.burst, s.max_concurrent);
         let mut caller = limits.caller(
             &record.name,
             ModelAllowlist::new(&s.models),
@@ -380,6 +433,31 @@ impl Limits {
             hard: s.hard_quota,
         };
         caller
+    }
+
+    /// The caller of a Basic auth user: named after the user (its usage is the user's), with
+    /// its `[[basic_users]]` settings, if any, over these limits.
+    pub fn user_caller(self, user: &str, settings: Option<&UserSettings>) -> Caller {
+        let none = UserSettings::default();
+        let own = settings.unwrap_or(&none);
+        let limits = self.over(own.rate_limit, own.burst, own.max_concurrent);
+        let mut caller = limits.caller(user, ModelAllowlist::new(&own.models), own.admin, None);
+        caller.user = Some(user.to_owned());
+        caller
+    }
+
+    /// These limits with the ones that are set replaced.
+    fn over(
+        self,
+        rate_limit: Option<u32>,
+        burst: Option<u32>,
+        max_concurrent: Option<u32>,
+    ) -> Self {
+        Self {
+            rate_per_minute: rate_limit.unwrap_or(self.rate_per_minute),
+            burst: burst.unwrap_or(self.burst),
+            max_concurrent: max_concurrent.unwrap_or(self.max_concurrent),
+        }
     }
 
     fn caller(
@@ -552,5 +630,66 @@ mod tests {
             .unwrap_or_default();
         assert!(err.starts_with("GATEWAY_CONFIG"), "{err}");
         let _ = std::fs::remove_file(path);
+    }
+
+    fn settings_of(text: &str) -> Result<HashMap<String, UserSettings>, String> {
+        let path =
+            std::env::temp_dir().join(format!("gw-users-{}.toml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        let path_arg = path.to_string_lossy().into_owned();
+        let settings = basic_user_settings(&config(&["--config-file", &path_arg]));
+        let _ = std::fs::remove_file(path);
+        settings
+    }
+
+    #[test]
+    fn basic_user_settings_apply_over_the_defaults() {
+        let settings = settings_of(
+            "[[keys]]\nname = \"k\"\nkey = \"k-1\"\n\n[[basic_users]]\nname = \"ann\"\nmodels = [\"qwen3\"]\nrate_limit = 5\nadmin = true\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let defaults = Limits::from_config(&config(&[]));
+        let ann = defaults.user_caller("ann", settings.get("ann"));
+        assert!(ann.admin && ann.models.allows("qwen3:latest") && !ann.models.allows("llama3.2"));
+        assert_eq!(
+            (ann.rate_per_minute, ann.max_concurrent),
+            (5, 32),
+            "unset ones stay default"
+        );
+        assert_eq!(ann.user.as_deref(), Some("ann"));
+        let bob = defaults.user_caller("bob", settings.get("bob"));
+        assert!(!bob.admin && bob.models.allows("llama3.2"));
+        assert_eq!(bob.rate_per_minute, 600);
+    }
+
+    #[test]
+    fn bad_basic_user_settings_name_the_setting_and_the_problem() {
+        for (text, wanted) in [
+            (
+                "[[basic_users]]\nname = \"ann\"\nrate = 5\n",
+                "unknown field `rate`",
+            ),
+            (
+                "[[basic_users]]\nname = \"ann\"\nkey = \"k\"\n",
+                "unknown field `key`",
+            ),
+            ("[[basic_users]]\nmodels = []\n", "missing field `name`"),
+            (
+                "[[basic_users]]\nname = \"\"\n",
+                "entry 1: the name is empty",
+            ),
+            (
+                "[[basic_users]]\nname = \"ann\"\n[[basic_users]]\nname = \"ann\"\n",
+                "entry 2: user 'ann' has settings already",
+            ),
+            (
+                "[[basic_user]]\nname = \"ann\"\n",
+                "unknown field `basic_user`",
+            ),
+        ] {
+            let err = settings_of(text).err().unwrap_or_default();
+            assert!(err.starts_with("GATEWAY_CONFIG: "), "{text:?}: {err}");
+            assert!(err.contains(wanted), "{text:?}: {err}");
+        }
     }
 }

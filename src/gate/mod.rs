@@ -6,7 +6,9 @@
 //!   another process made them).
 //! - [`fold`]: JSON keys as Ollama's Go decoder matches them (case-insensitively).
 //! - [`models`]: the model allowlist.
-//! - [`auth`]: turns a bearer key into a `Caller` (deny by default).
+//! - [`auth`]: turns a bearer key (or Basic credentials) into a `Caller` (deny by default).
+//! - [`basic`]: the Basic auth users of `GATEWAY_BASIC_USERS` (bcrypt, checked off the async
+//!   workers, successes cached briefly).
 //! - [`limits`]: body size, rate and concurrency limits.
 //! - [`path`]: path normalisation before any routing decision.
 //! - [`client`]: the client's address (the socket's, or forwarded by a trusted proxy).
@@ -15,12 +17,14 @@
 //! - [`connections`]: open connections per peer address (applied by the server).
 //!
 //! [`admit`] is the one middleware that applies them, in this order: client address and its
-//! allow/deny rules, body size, the failed-authentication block, key (and, on `/admin/*`, that
-//! it is an admin key), token quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
+//! allow/deny rules, body size, then for the console's pages its session check
+//! ([`crate::console::session::admit`]), else the failed-authentication block, key (and, on
+//! `/admin/api/*`, that it is an admin key), token quota, rates, concurrency. One layer instead of three: each layer costs a boxed future and a clone of
 //! the inner service on every request.
 
 pub mod auth;
 pub mod auth_failures;
+pub mod basic;
 pub mod client;
 pub mod connections;
 pub mod fold;
@@ -71,6 +75,8 @@ pub struct Gate {
     pub ip_rules: ip_rules::IpRules,
     /// `GATEWAY_AUTH_FAILURES`.
     pub auth_failures: auth_failures::AuthFailures,
+    /// `GATEWAY_BASIC_USERS` (set by [`crate::build`], which reads the file).
+    pub basic: Option<basic::BasicAuth>,
 }
 
 impl Gate {
@@ -89,6 +95,7 @@ impl Gate {
             trusted_proxies: config.trusted_proxies.clone(),
             ip_rules: ip_rules::IpRules::new(&config.allow_ips, &config.deny_ips),
             auth_failures: auth_failures::AuthFailures::new(config.auth_failures),
+            basic: None,
         }
     }
 
@@ -142,6 +149,9 @@ impl Gate {
     }
 }
 
+/// The challenge for Basic auth, sent when `GATEWAY_BASIC_USERS` is set.
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"ollama-gateway\", charset=\"UTF-8\"";
+
 /// Middleware: the body limit, then authentication (the caller goes into the request's
 /// extensions), then the rate and concurrency limits; any refusal is answered in the shape of
 /// the route's surface.
@@ -168,6 +178,10 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         Ok(req) => req,
         Err(err) => return err.render(surface),
     };
+    // The console's pages are opened with a session cookie, not a bearer key: its own gate.
+    if crate::console::is_console_path(req.uri().path()) {
+        return crate::console::session::admit(&state, client, req, next).await;
+    }
     let now = std::time::Instant::now();
     let blocked = client.and_then(|ip| gate.auth_failures.blocked_for(ip, now));
     if let Some(retry_after) =
@@ -180,7 +194,7 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         .render(surface);
     }
-    let caller = match auth::authenticate(gate, &req, surface) {
+    let caller = match auth::authenticate(gate, req.uri().path(), req.headers(), surface).await {
         // Open routes carry no caller and are not limited.
         Ok(None) => return next.run(req).await,
         Ok(Some(caller)) => caller,
@@ -190,7 +204,16 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
             {
                 tracing::warn!(client = %ip, "too many failed authentications: address blocked for a minute");
             }
-            return err.render(surface);
+            let challenge = matches!(err, GatewayError::Unauthorized(_)) && gate.basic.is_some();
+            let mut response = err.render(surface);
+            // Beside `Bearer`: a browser then asks for a user name and password.
+            if challenge {
+                response.headers_mut().append(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static(BASIC_CHALLENGE),
+                );
+            }
+            return response;
         }
     };
     if let Some(audit) = req.extensions().get::<Audit>() {

@@ -177,6 +177,11 @@ impl Audit {
     pub fn set_stream_error(&self, kind: &str) {
         self.with(|r| r.stream_error = Some(kind.to_owned()));
     }
+
+    /// The caller's key name and the model, as far as they are known (the Live page).
+    pub fn key_and_model(&self) -> (Option<String>, Option<String>) {
+        self.with(|r| (r.caller.as_ref().map(|c| c.name.clone()), r.model.clone()))
+    }
 }
 
 /// Middleware: attach an [`Audit`] to the request and emit it (the line, the metrics and the
@@ -200,7 +205,18 @@ pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) 
         .extensions_mut()
         .remove::<ClientRequestId>()
         .map(|id| id.0);
+    let live = state.usage.live.start(&route, &audit);
     let response = next.run(req).await;
+    if response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("text/event-stream") || v.starts_with("application/x-ndjson")
+        })
+    {
+        state.usage.live.streaming(live);
+    }
     let status = response.status().as_u16();
     let refusal = response
         .extensions()
@@ -215,6 +231,7 @@ pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) 
         status,
         refusal,
         state: Some(state),
+        live: Some(live),
         _in_flight: in_flight,
     }));
     response.map(|body| {
@@ -237,6 +254,8 @@ struct Finished {
     refusal: Option<&'static str>,
     /// Where the usage record goes (`None` only in unit tests).
     state: Option<AppState>,
+    /// Its entry in the Live page's tracker.
+    live: Option<u64>,
     /// Keeps the in-flight gauge up until the response is finished.
     _in_flight: crate::metrics::InFlight,
 }
@@ -248,6 +267,20 @@ impl Drop for EmitOnDrop {
     fn drop(&mut self) {
         let Some(done) = self.0.take() else { return };
         let total = done.audit.started.elapsed();
+        if let Some(state) = &done.state {
+            if let Some(id) = done.live {
+                state.usage.live.finish(id);
+            }
+            if let Some(reason) = done
+                .refusal
+                .filter(|_| done.status >= 400 && done.status < 500)
+            {
+                state
+                    .usage
+                    .live
+                    .refused(reason, state.usage.now_millis().div_euclid(60_000));
+            }
+        }
         done.audit.with(|r| {
             let key = r.caller.as_ref().map_or("-", |c| c.name.as_str());
             let model = r.model.as_deref().unwrap_or("-");
@@ -364,6 +397,7 @@ mod tests {
                 status: 401,
                 refusal: None,
                 state: None,
+                live: None,
                 _in_flight: crate::metrics::InFlight::request(),
             })));
         });

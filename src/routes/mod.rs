@@ -82,10 +82,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     parts().1
 }
 
-/// All routes, Swagger UI at `/docs` and the document at `/openapi.json`.
+/// All routes, Swagger UI at `/docs`, the document at `/openapi.json`, and the admin console's
+/// HTML pages at `/admin/` (outside the document: they are pages, not an API).
 pub fn router() -> Router<AppState> {
     let (routes, api) = parts();
-    routes.merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .merge(crate::console::router())
 }
 
 /// A non-streamed `/api/chat` call for the translating surfaces (`/v1/chat/completions`,

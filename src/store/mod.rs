@@ -13,6 +13,7 @@
 //! responses by their own writer ([`crate::responses::stored`]).
 
 mod batch;
+pub mod console;
 mod postgres;
 mod rows;
 mod sqlite;

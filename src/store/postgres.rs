@@ -2,6 +2,7 @@
 //! behaviour as the SQLite engine, in PostgreSQL's SQL (numbered parameters, `BOOLEAN`, `BYTEA`,
 //! `GREATEST`).
 
+mod console;
 mod responses;
 
 use std::str::FromStr;
@@ -351,6 +352,10 @@ impl PostgresStore {
             }
             upsert.execute(&mut *tx).await.map_err(unavailable)?;
         }
+        // The same totals per day and the console's status and latency counts, in this
+        // transaction: they never disagree with it.
+        console::insert_daily(&mut tx, batch).await?;
+        console::insert_stats(&mut tx, batch).await?;
         for (id, at) in batch::last_used(batch) {
             sqlx::query(
                 "UPDATE keys SET last_used = GREATEST(COALESCE(last_used, 0), $1) WHERE id = $2",

@@ -1,6 +1,7 @@
 //! The SQLite engine: one file, WAL journal (readers never wait on the writer), a short busy
 //! timeout (a locked file turns into an error, not a hang).
 
+mod console;
 mod responses;
 
 use std::str::FromStr;
@@ -333,6 +334,10 @@ impl SqliteStore {
             }
             upsert.execute(&mut *tx).await.map_err(unavailable)?;
         }
+        // The same totals per day (what the usage page reads for ranges of several days), and
+        // the status and latency counts, in this transaction: they never disagree with it.
+        console::insert_daily(&mut tx, batch).await?;
+        console::insert_stats(&mut tx, batch).await?;
         for (id, at) in batch::last_used(batch) {
             sqlx::query("UPDATE keys SET last_used = MAX(COALESCE(last_used, 0), ?) WHERE id = ?")
                 .bind(at)

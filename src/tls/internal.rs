@@ -59,6 +59,9 @@ impl std::fmt::Debug for LocalCa {
     }
 }
 
+/// What the leaf is for when `GATEWAY_TLS_NAMES` is unset: this machine, by name and address.
+pub const DEFAULT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
 impl LocalCa {
     /// Open the CA in `dir`, making it (and the directory) on first use.
     pub fn open(dir: &Path, names: &[String], lifetime: Duration) -> Result<Self, String> {

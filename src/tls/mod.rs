@@ -86,14 +86,18 @@ impl ServerTls {
                         "GATEWAY_TLS=files needs both GATEWAY_TLS_CERT and GATEWAY_TLS_KEY".into(),
                     );
                 };
-                let files = files::CertFiles::new(cert.clone(), key.clone());
+                let names = config.tls_names.clone().unwrap_or_default();
+                let files = files::CertFiles::new(cert.clone(), key.clone(), names);
                 let first = files.load()?;
                 (Source::Files(files), Some(first))
             }
             TlsMode::Internal => {
                 let ca = internal::LocalCa::open(
-                    &config.tls_dir,
-                    &config.tls_names,
+                    &config.tls_dir(),
+                    config
+                        .tls_names
+                        .as_deref()
+                        .unwrap_or(&internal::DEFAULT_NAMES.map(str::to_owned)),
                     config.tls_internal_lifetime,
                 )?;
                 let first = ca.current_leaf()?;
@@ -109,7 +113,7 @@ impl ServerTls {
                     renew_before: config.acme_renew_before,
                 };
                 let (issuer, cached) =
-                    acme::AcmeIssuer::open(&config.tls_dir.join("acme"), settings)?;
+                    acme::AcmeIssuer::open(&config.tls_dir().join("acme"), settings)?;
                 (Source::Acme(Box::new(issuer)), cached)
             }
         };

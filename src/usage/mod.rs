@@ -11,6 +11,7 @@
 //! working while the database is away.
 
 pub mod clock;
+pub mod live;
 pub mod quota;
 pub mod report;
 
@@ -60,6 +61,8 @@ pub struct Usage {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Token counters per stored key.
     pub quotas: Quotas,
+    /// Requests in flight and recent refusals (the console's Live page).
+    pub live: live::Live,
 }
 
 impl Usage {
@@ -89,6 +92,7 @@ impl Usage {
             stop,
             writer: Mutex::new(writer),
             quotas: Quotas::new(clock),
+            live: live::Live::default(),
         }
     }
 

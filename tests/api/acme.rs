@@ -214,7 +214,7 @@ fn acme_config(
     c.acme_directory = pebble.directory.clone();
     c.acme_ca = Some(pebble.own_ca.clone());
     c.acme_challenge = challenge;
-    c.tls_dir = dir.join("tls");
+    c.tls_dir = Some(dir.join("tls"));
 }
 
 #[tokio::test]

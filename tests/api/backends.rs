@@ -108,6 +108,18 @@ impl Gateway {
         max_concurrent: &[u32],
         configure: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_with(tag, fakes, max_concurrent, &[], configure).await
+    }
+
+    /// [`Gateway::start`], with `extra[i]` added to backend `i`'s TOML table (e.g. its fixed
+    /// `models`).
+    async fn start_with(
+        tag: &str,
+        fakes: &[&Fake],
+        max_concurrent: &[u32],
+        extra: &[&str],
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let names: Vec<String> = (0..fakes.len())
             .map(|i| format!("{tag}-{}", ["a", "b", "c", "d"][i]))
             .collect();
@@ -116,10 +128,11 @@ impl Gateway {
         );
         for (i, fake) in fakes.iter().enumerate() {
             toml.push_str(&format!(
-                "\n[[backends]]\nname = \"{}\"\nurl = \"{}\"\nmax_concurrent = {}\n",
+                "\n[[backends]]\nname = \"{}\"\nurl = \"{}\"\nmax_concurrent = {}\n{}\n",
                 names[i],
                 fake.url(),
-                max_concurrent.get(i).copied().unwrap_or(0)
+                max_concurrent.get(i).copied().unwrap_or(0),
+                extra.get(i).copied().unwrap_or_default()
             ));
         }
         let file = temp_dir("backends").join("gateway.toml");
@@ -571,6 +584,16 @@ async fn a_key_with_one_queued_request_is_served_within_the_next_slots() {
     let metrics = gw.metrics().await;
     assert!(metrics.contains("gateway_queue_wait_seconds"), "{metrics}");
     assert!(metrics.contains("gateway_queue_depth"), "{metrics}");
+    // The help lines say what is counted: generations and embeddings only, one queue.
+    let help = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("# HELP {name} ")))
+            .unwrap_or_else(|| panic!("no help for {name}: {metrics}"))
+            .to_owned()
+    };
+    assert!(help("gateway_backend_in_flight").contains("Generation and embedding requests"));
+    assert!(help("gateway_queue_depth").contains("not per backend"));
 }
 
 #[tokio::test]
@@ -726,5 +749,341 @@ async fn ready_needs_one_healthy_backend() {
     assert!(
         !text.contains("127.0.0.1"),
         "never names a backend's address: {text}"
+    );
+}
+
+/// Read what is left of a streamed body until it ends, at most `within`; `None` when it is
+/// still open then.
+async fn rest_of(response: reqwest::Response, within: Duration) -> Option<String> {
+    let mut body = response.bytes_stream();
+    tokio::time::timeout(within, async {
+        let mut text = String::new();
+        while let Some(Ok(bytes)) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        text
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn streams_on_a_backend_that_hangs_end_once_it_is_taken_out() {
+    // B freezes with its sockets open: no more lines, no answer to /api/version. Only the
+    // health watcher can tell; the upstream timeout (an hour here) must not be what ends it.
+    let slow = FakeConfig {
+        chunk_gap: Duration::from_millis(50),
+        ..has(&["bench"], &["bench"])
+    };
+    let a = Fake::start(has(&["llama3.2"], &[])).await;
+    let b = Fake::start(slow).await;
+    let gw = Gateway::start("hangs", &[&a, &b], &[], |config| {
+        config.upstream_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let openai = json!({"model": "bench", "stream": true, "max_tokens": 400, "messages": [{"role": "user", "content": "go"}]});
+    let native = json!({"model": "bench", "options": {"num_predict": 400}, "messages": [{"role": "user", "content": "go"}]});
+    let sse = gw
+        .post("/v1/chat/completions", &openai)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let ndjson = gw.post("/api/chat", &native).send().await.unwrap();
+    assert_eq!(ndjson.status(), 200);
+    // A non-streamed answer waiting on B is cut short too.
+    let mut whole = native.clone();
+    whole["stream"] = json!(false);
+    let waiting = gw.post("/api/chat", &whole).send();
+    let waiting = tokio::spawn(waiting);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.fake().hang();
+    let hung_at = Instant::now();
+    let (sse, ndjson) = tokio::join!(
+        rest_of(sse, Duration::from_secs(15)),
+        rest_of(ndjson, Duration::from_secs(15))
+    );
+    let ended_after = hung_at.elapsed();
+    assert!(!gw.healthy(1), "B was taken out");
+    // Probed every 2 s with a 2 s timeout: out within about 4 s, and the streams with it.
+    assert!(
+        ended_after < Duration::from_secs(7),
+        "ended {ended_after:?} after B hung"
+    );
+    let sse = sse.expect("the SSE stream ends, it does not hang");
+    assert!(sse.starts_with("data:"), "{sse}");
+    assert!(sse.contains("upstream_interrupted"), "{sse}");
+    assert!(!sse.contains("[DONE]"), "{sse}");
+    let ndjson = ndjson.expect("the NDJSON stream ends, it does not hang");
+    let last: Value = serde_json::from_str(ndjson.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("last line is JSON: {ndjson}"));
+    assert!(last["error"].is_string(), "{ndjson}");
+    assert!(last.get("done").is_none(), "{ndjson}");
+    let waiting = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the non-streamed request ends too")
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiting.status(), 502);
+    // A, which never hung, still serves.
+    let (status, body) = gw
+        .post_json("/v1/chat/completions", &chat("llama3.2"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Send chat requests for `model` until backend `index` is taken out (at most `tries`);
+/// the statuses the clients got.
+async fn until_out(gw: &Gateway, index: usize, model: &str, tries: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..tries {
+        if !gw.healthy(index) {
+            break;
+        }
+        let (status, _) = gw.post_json("/v1/chat/completions", &chat(model)).await;
+        statuses.push(status);
+    }
+    assert!(!gw.healthy(index), "taken out after {statuses:?}");
+    statuses
+}
+
+/// For `during`, every request goes to a backend other than `index`, which stays out.
+async fn stays_out(gw: &Gateway, index: usize, fake: &Fake, during: Duration) {
+    let calls = fake.calls("/api/chat");
+    let until = Instant::now() + during;
+    let mut sent = 0;
+    while Instant::now() < until {
+        let (status, body) = gw
+            .post_json("/v1/chat/completions", &chat("llama3.2"))
+            .await;
+        assert_eq!(status, 200, "request {sent} while cooling down: {body}");
+        assert!(!gw.healthy(index), "put back after {sent} requests");
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.calls("/api/chat"), calls, "nothing went back to it");
+}
+
+#[tokio::test]
+async fn a_backend_taken_out_by_5xx_stays_out_while_its_probe_answers() {
+    let a = Fake::start(FakeConfig {
+        failing: true,
+        ..has(&["llama3.2"], &[])
+    })
+    .await;
+    let b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Gateway::start("cooldown5xx", &[&a, &b], &[], |_| {}).await;
+    let statuses = until_out(&gw, 0, "llama3.2", 12).await;
+    // The three 500s reached their clients (a request sent is never sent again).
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(a.calls("/api/chat"), 3);
+    // A answers /api/version all along; it stays out for its cooldown (10 s) anyway.
+    stays_out(&gw, 0, &a, Duration::from_secs(5)).await;
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        series(
+            &metrics,
+            &format!("gateway_backend_up{{backend=\"{}\"}}", gw.names[0])
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn upstream_timeouts_take_a_backend_out_like_5xx() {
+    let a = Fake::start(FakeConfig {
+        first_token_delay: Duration::from_secs(5),
+        ..has(&["llama3.2"], &[])
+    })
+    .await;
+    let b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Gateway::start("cooldownslow", &[&a, &b], &[], |config| {
+        config.upstream_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let statuses = until_out(&gw, 0, "llama3.2", 12).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 504).count(),
+        3,
+        "{statuses:?}"
+    );
+    stays_out(&gw, 0, &a, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn one_hung_backend_does_not_hold_the_listings() {
+    let a = Fake::start(has(&["llama3.2"], &[])).await;
+    let b = Fake::start(has(&["qwen3"], &[])).await;
+    let gw = Gateway::start("listhang", &[&a, &b], &[], |config| {
+        config.upstream_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    b.fake().hang();
+    // Asked at once, before B's probe can fail (2 s timeout): B is still in and asked.
+    let asked = Instant::now();
+    let ((models_status, models), (tags_status, tags)) =
+        tokio::join!(gw.get_json("/v1/models"), gw.get_json("/api/tags"));
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(4), "listings took {took:?}");
+    assert_eq!(models_status, 200, "{models}");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, vec!["llama3.2:latest"], "what answered: {models}");
+    assert_eq!(tags_status, 200, "{tags}");
+    assert_eq!(tags["models"].as_array().map(Vec::len), Some(1), "{tags}");
+}
+
+#[tokio::test]
+async fn a_fixed_models_list_is_kept_when_no_backend_lists_the_model() {
+    // A and B each serve only their fixed list (their fakes have more); C discovers its own.
+    let a = Fake::start(has(&["llama3.2", "llava"], &[])).await;
+    let b = Fake::start(has(&["qwen3", "llava"], &[])).await;
+    let c = Fake::start(has(&["all-minilm"], &[])).await;
+    let fixed = ["models = [\"llama3.2\"]", "models = [\"qwen3\"]"];
+    let gw = Gateway::start_with("fixedlist", &[&a, &b], &[1, 1], &fixed, |_| {}).await;
+    // llava: no fixed list has it. 404 at once, nothing sent, nothing queued.
+    for model in ["llava", "nosuch"] {
+        let asked = Instant::now();
+        let (status, body) = gw.post_json("/v1/chat/completions", &chat(model)).await;
+        assert_eq!(status, 404, "{model}: {body}");
+        assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(model),
+            "{body}"
+        );
+        assert!(asked.elapsed() < Duration::from_secs(1));
+    }
+    let (status, body) = gw.post_json("/api/chat", &chat("llava")).await;
+    assert_eq!(status, 404, "native surface too: {body}");
+    assert_eq!(
+        a.calls("/api/chat") + b.calls("/api/chat"),
+        0,
+        "neither was asked"
+    );
+    assert_eq!(gw.state.backends.queue_depth(), 0);
+    // The lists still route what they name.
+    let (status, body) = gw.post_json("/v1/chat/completions", &chat("qwen3")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(b.calls("/api/chat"), 1);
+    // Beside a backend without a fixed list, a model nobody lists goes to that one only (its
+    // listing may be older than a pull), never to a fixed list that leaves it out.
+    let gw = Gateway::start_with("fixedmix", &[&a, &c], &[], &fixed[..1], |_| {}).await;
+    for _ in 0..4 {
+        let (status, _) = gw.post_json("/v1/chat/completions", &chat("llava")).await;
+        assert_eq!(status, 404, "C's own answer");
+    }
+    assert_eq!(a.calls("/api/chat"), 0, "A's list leaves llava out");
+    assert_eq!(c.calls("/api/chat"), 4);
+}
+
+#[tokio::test]
+async fn a_backend_that_comes_back_is_listed_again_at_once() {
+    let a = Fake::start(has(&["llama3.2"], &[])).await;
+    let mut b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Gateway::start("relist", &[&a, &b], &[], |_| {}).await;
+    // Listed at start and then by its watcher's first round: its next refresh is 5 s away.
+    let started = Instant::now();
+    while b.calls("/api/tags") < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "listed by its watcher"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let listed = Instant::now();
+    b.kill().await;
+    gw.wait_health(1, false, Duration::from_secs(5)).await;
+    // It comes back with another model (pulled while it was away).
+    b.config = has(&["qwen3"], &[]);
+    b.revive().await;
+    gw.wait_health(1, true, Duration::from_secs(5)).await;
+    let back = Instant::now();
+    assert!(
+        back - listed < Duration::from_millis(3500),
+        "back {:?} after its last listing: the 5 s refresh is not due yet",
+        back - listed
+    );
+    while b.calls("/api/tags") == 0 {
+        assert!(
+            back.elapsed() < Duration::from_secs(1),
+            "listed again when it came back, not at the next 5 s refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..4 {
+        let (status, body) = gw.post_json("/v1/chat/completions", &chat("qwen3")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(b.calls("/api/chat"), 4, "qwen3 is known to be on B");
+    assert_eq!(a.calls("/api/chat"), 0);
+}
+
+#[tokio::test]
+async fn a_key_that_fills_the_queue_does_not_turn_another_key_away() {
+    // Only A has `bench`, one request at a time, each about 300 ms; the queue holds four.
+    let slow = FakeConfig {
+        first_token_delay: Duration::from_millis(300),
+        ..has(&["bench"], &[])
+    };
+    let a = Fake::start(slow).await;
+    let b = Fake::start(has(&["llama3.2"], &[])).await;
+    let gw = Arc::new(
+        Gateway::start("admit", &[&a, &b], &[1, 0], |config| {
+            config.queue_limit = 4;
+        })
+        .await,
+    );
+    let request = |key: &'static str, text: String| {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let body = json!({"model": "bench", "messages": [{"role": "user", "content": text}]});
+            let response = gw
+                .client
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        })
+    };
+    // Key A: one request in the slot and four waiting: the queue is full.
+    let many: Vec<_> = (0..5).map(|i| request(KEY, format!("a-{i}"))).collect();
+    let started = Instant::now();
+    while gw.state.backends.queue_depth() < 4 || gw.state.backends.all()[0].in_flight() < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the queue fills"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        request(KEY, "a-more".into()).await.unwrap(),
+        429,
+        "the key that fills the queue gets no more places"
+    );
+    // Key B's one request gets in (A's newest gives up its place) and is served.
+    assert_eq!(request(KEY_B, "b".into()).await.unwrap(), 200);
+    let mut statuses = Vec::new();
+    for handle in many {
+        statuses.push(handle.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 200, 429],
+        "one of A's gave way"
     );
 }

@@ -425,7 +425,7 @@ pub async fn lock(db: &str) -> Held {
             .unwrap();
         sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
         sqlx::query(
-            "LOCK TABLE meta, users, keys, usage, usage_hourly, responses IN ACCESS EXCLUSIVE MODE",
+            "LOCK TABLE meta, users, keys, usage, usage_hourly, usage_daily, usage_stats, responses, console_sessions IN ACCESS EXCLUSIVE MODE",
         )
         .execute(&mut conn)
         .await

@@ -143,6 +143,87 @@ async fn https_from_files_serves_http2_and_http1() {
     assert_eq!(answer.status(), 200);
 }
 
+/// `curl --cacert ca args...`: its standard output, which ends with the `-w` line.
+async fn curl(ca: &Path, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--no-buffer", "--cacert"])
+        .arg(ca)
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs (tests/support/setup.sh installs it)");
+    assert!(out.status.success(), "curl {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn curl_trusting_the_ca_file_is_answered_over_https_from_files() {
+    let dir_guard = TempDir::new("files-curl");
+    let dir = dir_guard.path().to_owned();
+    let ca = TestCa::new();
+    ca.issue_into(&dir);
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let env = Env::with(|c| {
+        c.tls_cert = Some(dir.join("cert.pem"));
+        c.tls_key = Some(dir.join("key.pem"));
+    })
+    .await;
+    let auth = format!("Authorization: Bearer {KEY}");
+    let written = "\n%{http_version} %{http_code}";
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{}", env.addr.port());
+        let out = curl(
+            &ca_file,
+            &["-H", &auth, "-w", written, &format!("{url}/v1/models")],
+        )
+        .await;
+        let (body, status) = out.rsplit_once('\n').unwrap();
+        assert_eq!(status, "2 200", "HTTP/2 by ALPN, {host}: {out}");
+        let list: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(!list["data"].as_array().unwrap().is_empty(), "{list}");
+    }
+    // A stream, over HTTP/1.1 too: every event, then [DONE].
+    let mut body = chat("llama3.2");
+    body["stream"] = json!(true);
+    let url = format!("https://localhost:{}/v1/chat/completions", env.addr.port());
+    let body = body.to_string();
+    let out = curl(
+        &ca_file,
+        &[
+            "--http1.1",
+            "-H",
+            &auth,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &body,
+            "-w",
+            written,
+            &url,
+        ],
+    )
+    .await;
+    let (events, status) = out.rsplit_once('\n').unwrap();
+    assert_eq!(status, "1.1 200", "{out}");
+    assert!(events.trim_end().ends_with("data: [DONE]"), "{events}");
+    assert!(events.matches("data: ").count() > 3, "{events}");
+    // Without the CA, curl refuses the certificate.
+    let refused = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            &format!("https://localhost:{}/health", env.addr.port()),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(60),
+        "curl's 'peer certificate' failure: {refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn changed_files_are_served_to_new_connections_while_open_streams_go_on() {
     let dir_guard = TempDir::new("reload");
@@ -210,8 +291,8 @@ async fn the_internal_ca_serves_its_names_renews_and_survives_a_restart() {
     let dir = dir_guard.path().to_owned();
     let configure = |c: &mut ollama_gateway::config::Config| {
         c.tls = Some(TlsMode::Internal);
-        c.tls_dir = dir.join("tls");
-        c.tls_names = vec!["localhost".into(), "127.0.0.1".into()];
+        c.tls_dir = Some(dir.join("tls"));
+        c.tls_names = Some(vec!["localhost".into(), "127.0.0.1".into()]);
         c.tls_internal_lifetime = Duration::from_secs(6);
     };
     let env = Env::with(configure).await;
@@ -283,6 +364,23 @@ async fn unusable_tls_settings_stop_the_gateway_naming_the_setting() {
     config.tls_key = Some(other.join("key.pem"));
     let err = ollama_gateway::build(config.clone()).await.unwrap_err();
     assert!(err.contains("does not belong"), "{err}");
+
+    // A certificate for localhost and 127.0.0.1, asked to serve other names too.
+    config.tls_key = Some(dir.join("key.pem"));
+    config.tls_names = Some(vec![
+        "localhost".into(),
+        "gpu-box.lan".into(),
+        "192.0.2.7".into(),
+    ]);
+    let err = ollama_gateway::build(config.clone()).await.unwrap_err();
+    assert!(err.starts_with("GATEWAY_TLS_CERT ("), "{err}");
+    assert!(
+        err.contains("does not cover gpu-box.lan, 192.0.2.7 of GATEWAY_TLS_NAMES"),
+        "{err}"
+    );
+    config.tls_names = Some(vec!["LOCALHOST".into(), "127.0.0.1".into()]);
+    ollama_gateway::build(config.clone()).await.unwrap();
+    config.tls_names = None;
 
     config.tls = Some(TlsMode::Files);
     config.tls_cert = None;

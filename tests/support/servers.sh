@@ -1,6 +1,7 @@
 # Start the fake Ollama and the gateway (debug builds) on free ports, for the client suites.
 # Source this file, then call start_servers; stop_servers runs on exit.
-#   exports: FAKE_URL, GATEWAY_URL, GATEWAY_KEY, GATEWAY_LIMITED_KEY, GATEWAY_RATELIMITED_KEY
+#   exports: FAKE_URL, GATEWAY_URL, GATEWAY_KEY, GATEWAY_LIMITED_KEY, GATEWAY_RATELIMITED_KEY,
+#            GATEWAY_ADMIN_KEY (an admin key, for the admin console's browser test)
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -27,7 +28,7 @@ start_servers() {
         >"$SERVERS_LOG_DIR/fake-ollama.log" 2>&1 &
     FAKE_PID=$!
     export FAKE_URL="http://127.0.0.1:$fake_port"
-    wait_for "$FAKE_URL/api/version" "fake-ollama"
+    wait_for "$FAKE_URL/api/version" "fake-ollama" || { cat "$SERVERS_LOG_DIR/fake-ollama.log" >&2; return 1; }
     # The database goes into the log dir (a temp dir), never into the repository.
     GATEWAY_DB="sqlite://$SERVERS_LOG_DIR/gateway.db" \
     GATEWAY_LISTEN="127.0.0.1:$gateway_port" OLLAMA_URL="$FAKE_URL" \
@@ -40,8 +41,9 @@ start_servers() {
     export GATEWAY_KEY="sk-client-test"
     export GATEWAY_LIMITED_KEY="sk-limited-test"
     export GATEWAY_RATELIMITED_KEY="sk-ratelimited-test"
-    wait_for "$GATEWAY_URL/health" "the gateway"
+    export GATEWAY_ADMIN_KEY="sk-console-admin-test"
     trap stop_servers EXIT
+    wait_for "$GATEWAY_URL/health" "the gateway" || { cat "$SERVERS_LOG_DIR/gateway.log" >&2; return 1; }
 }
 
 stop_servers() {
@@ -53,7 +55,7 @@ stop_servers() {
 # For a suite run on its own: start (building first) unless tests/run.sh already did.
 ensure_servers() {
     if [ -z "${GATEWAY_URL:-}" ]; then
-        (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cargo build --bins --quiet)
+        (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && cargo build --workspace --bins --quiet)
         start_servers
     fi
 }
