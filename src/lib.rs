@@ -7,8 +7,8 @@
 //! translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
 //! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`]. Beside the request
-//! path: [`store`] (the database), [`usage`] (usage records and token quotas) and [`admin`] (the
-//! admin API and the CLI).
+//! path: [`store`] (the database), [`usage`] (usage records and token quotas), [`limits`] (the
+//! limits shared by replicas through Redis) and [`admin`] (the admin API and the CLI).
 
 pub mod admin;
 pub mod anthropic;
@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod ollama;
 pub mod openai;
@@ -64,6 +65,8 @@ pub async fn build(config: Config) -> Result<Gateway, String> {
 
 /// [`build`], with the clock token quotas are counted in (tests move it by hand).
 pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
+    // First, so what starts below (the Redis gauge) is recorded.
+    let metrics = metrics::install();
     let keys = KeyStore::load(&config)?;
     let backends = backends::Backends::new(&config)?;
     let store = admin::cli::open(&config).await?;
@@ -95,7 +98,19 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         .await
         .map_err(db_error)?;
     usage.quotas.seed(&today, &month);
-    let gate = Gate::new(&config, keys);
+    let redis = match &config.redis_url {
+        Some(url) if !url.expose().is_empty() => {
+            let redis = Arc::new(limits::RedisLimits::new(
+                url.expose(),
+                config.redis_timeout,
+                config.redis_failure,
+            )?);
+            redis.start().await;
+            Some(redis)
+        }
+        _ => None,
+    };
+    let gate = Gate::new(&config, keys, redis);
     let tls = tls::ServerTls::from_config(&config)?;
     let responses =
         responses::stored::StoredResponses::start(store.clone(), config.responses_ttl, clock);
@@ -104,7 +119,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         tls,
         gate,
         shutdown: Shutdown::new(),
-        metrics: metrics::install(),
+        metrics,
         config,
         store,
         usage,

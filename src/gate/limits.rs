@@ -17,7 +17,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::Gate;
 use super::keys::Caller;
+use crate::config::RedisFailure;
 use crate::error::GatewayError;
+use crate::limits::{RateCheck, RedisLimits, Verdict};
 
 /// The body limit in force, for the 413 message.
 #[derive(Clone, Copy, Debug)]
@@ -148,7 +150,36 @@ impl http_body::Body for TimedBody {
 ///
 /// The key's rate comes first so that a key refused by its own limit spends nothing of the
 /// global budget: one key hammering the gateway cannot lock the others out.
-pub fn admit(gate: &Gate, caller: &Caller) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
+///
+/// With Redis (`GATEWAY_REDIS_URL`) both rates are counted there, in one call; while Redis is
+/// unreachable, `GATEWAY_REDIS_FAILURE` decides: `closed` refuses with 503, `open` counts them
+/// here. The concurrency cap is counted in this process either way.
+pub async fn admit(
+    gate: &Gate,
+    caller: &Caller,
+) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
+    match &gate.redis {
+        Some(redis) if caller.rate.is_some() || gate.global_rate.is_some() => {
+            shared_rates(gate, redis, caller).await?;
+        }
+        _ => local_rates(gate, caller)?,
+    }
+    match &caller.concurrency {
+        None => Ok(None),
+        Some(semaphore) => semaphore
+            .clone()
+            .try_acquire_owned()
+            .map(Some)
+            .map_err(|_| GatewayError::RateLimited {
+                scope: "concurrent requests per key",
+                retry_after: Duration::from_secs(1),
+                limit: caller.max_concurrent,
+            }),
+    }
+}
+
+/// The key's and the global rate, counted in this process.
+fn local_rates(gate: &Gate, caller: &Caller) -> Result<(), GatewayError> {
     if let Some(limiter) = &caller.rate
         && let Err(not_until) = limiter.check()
     {
@@ -167,17 +198,46 @@ pub fn admit(gate: &Gate, caller: &Caller) -> Result<Option<OwnedSemaphorePermit
             limit: gate.global_rate_per_minute,
         });
     }
-    match &caller.concurrency {
-        None => Ok(None),
-        Some(semaphore) => semaphore
-            .clone()
-            .try_acquire_owned()
-            .map(Some)
-            .map_err(|_| GatewayError::RateLimited {
-                scope: "concurrent requests per key",
-                retry_after: Duration::from_secs(1),
-                limit: caller.max_concurrent,
-            }),
+    Ok(())
+}
+
+/// The key's and the global rate, counted in Redis (or as `GATEWAY_REDIS_FAILURE` says while
+/// it is unreachable).
+async fn shared_rates(
+    gate: &Gate,
+    redis: &RedisLimits,
+    caller: &Caller,
+) -> Result<(), GatewayError> {
+    let mut checks = Vec::with_capacity(2);
+    let mut scopes = Vec::with_capacity(2);
+    if caller.rate.is_some()
+        && let Some(check) =
+            RateCheck::new(&caller.counter_name(), caller.rate_per_minute, caller.burst)
+    {
+        checks.push(check);
+        scopes.push(("per key", caller.rate_per_minute));
+    }
+    if gate.global_rate.is_some()
+        && let Some(check) =
+            RateCheck::new("global", gate.global_rate_per_minute, gate.global_burst)
+    {
+        checks.push(check);
+        scopes.push(("global", gate.global_rate_per_minute));
+    }
+    match redis.check_rates(&checks).await {
+        Ok(Verdict::Admitted) => Ok(()),
+        Ok(Verdict::Refused { index, retry_after }) => {
+            let (scope, limit) = scopes.get(index).copied().unwrap_or(("global", 0));
+            Err(GatewayError::RateLimited {
+                scope,
+                retry_after,
+                limit,
+            })
+        }
+        Err(_) => match redis.failure() {
+            RedisFailure::Closed => Err(GatewayError::LimitsUnavailable),
+            RedisFailure::Open => local_rates(gate, caller),
+        },
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Gate {
     pub global_rate: Option<DefaultDirectRateLimiter>,
     /// The global limit per minute.
     pub global_rate_per_minute: u32,
+    /// The global limit's burst (as many as the limit per minute).
+    pub global_burst: u32,
+    /// `GATEWAY_REDIS_URL`: where the rate limits are counted when shared by replicas.
+    pub redis: Option<std::sync::Arc<crate::limits::RedisLimits>>,
     /// `GATEWAY_ALLOW_ADMIN`.
     pub allow_admin: bool,
     /// `GATEWAY_METRICS_OPEN`.
@@ -75,13 +79,19 @@ pub struct Gate {
 
 impl Gate {
     /// Build the gate from the configuration and loaded keys.
-    pub fn new(config: &Config, keys: KeyStore) -> Self {
+    pub fn new(
+        config: &Config,
+        keys: KeyStore,
+        redis: Option<std::sync::Arc<crate::limits::RedisLimits>>,
+    ) -> Self {
         Self {
             keys: ArcSwap::from_pointee(keys),
             models: ModelAllowlist::new(&config.allowed_models),
             global_rate: per_minute(config.global_rate_limit, config.global_rate_limit.max(1))
                 .map(governor::RateLimiter::direct),
             global_rate_per_minute: config.global_rate_limit,
+            global_burst: config.global_rate_limit.max(1),
+            redis,
             allow_admin: config.allow_admin,
             metrics_open: config.metrics_open,
             max_body: config.max_body,
@@ -209,7 +219,7 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
             return response;
         }
     };
-    let permit = match limits::admit(gate, &caller) {
+    let permit = match limits::admit(gate, &caller).await {
         Ok(permit) => permit,
         Err(err) => return err.render(surface),
     };

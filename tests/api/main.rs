@@ -18,6 +18,7 @@ mod messages;
 mod native;
 mod openapi;
 mod operations;
+mod replicas;
 mod responses;
 mod simple;
 mod tls;

@@ -1,0 +1,315 @@
+//! The Redis connection behind the shared limits, and what the gateway knows of its health.
+//!
+//! One multiplexed connection carries every request's call (they are pipelined on it), each
+//! bounded by `GATEWAY_REDIS_TIMEOUT`. A call that fails, or a ping that gets no answer within
+//! a second, marks Redis down: the connection is dropped, and until a background task has made
+//! a new one (it tries every 250 ms), every request is answered as `GATEWAY_REDIS_FAILURE` says
+//! without waiting on Redis at all. A call that only times out is answered the same way, and
+//! has the task ping at once. While Redis is up the task pings it every second, so an idle
+//! gateway notices an outage too.
+//! Each outage is logged once when it starts and once when it ends, counted in
+//! `gateway_redis_errors_total`, and shown by the gauge `gateway_redis_up` and by `/ready`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{AsyncConnectionConfig, Client, Script};
+use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
+
+use crate::config::RedisFailure;
+
+/// How long the background task waits between attempts to reconnect.
+const RECONNECT_EVERY: Duration = Duration::from_millis(250);
+/// How often a connected Redis is pinged when nothing else uses it.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// The longest a (re)connection attempt may take: off the request path, so longer than a call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Every key the gateway writes starts with this.
+const PREFIX: &str = "ollama-gateway";
+
+/// One rate limit for the admission script: its Redis key and GCRA parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateCheck {
+    /// The Redis key holding the limit's state.
+    pub key: String,
+    /// Emission interval: 60 s / requests per minute, in microseconds.
+    pub interval_us: u64,
+    /// Burst tolerance: `interval_us * (burst - 1)`.
+    pub tolerance_us: u64,
+}
+
+impl RateCheck {
+    /// `per_minute` requests a minute with `burst` at once (as `governor`'s `Quota`), counted
+    /// under `name` (`key:<id>`, `config:<name>`, `global`). `None` when `per_minute` is 0.
+    pub fn new(name: &str, per_minute: u32, burst: u32) -> Option<Self> {
+        if per_minute == 0 {
+            return None;
+        }
+        let interval_us = 60_000_000 / u64::from(per_minute);
+        Some(Self {
+            key: format!("{PREFIX}:rate:{name}"),
+            interval_us,
+            tolerance_us: interval_us * u64::from(burst.max(1) - 1),
+        })
+    }
+}
+
+/// What Redis said of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every limit admits it (and has counted it).
+    Admitted,
+    /// The rate limit at this index (in the order given) refuses it for this long.
+    Refused { index: usize, retry_after: Duration },
+}
+
+/// Redis could not answer within the timeout (or is known to be down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Redis is unreachable")]
+pub struct Unreachable;
+
+/// The shared limits' Redis: connection, script and health.
+pub struct RedisLimits {
+    client: Client,
+    /// The connection in use; `None` while Redis is down (the task makes a new one).
+    connection: ArcSwapOption<MultiplexedConnection>,
+    admit_script: Script,
+    timeout: Duration,
+    failure: RedisFailure,
+    up: AtomicBool,
+    /// Whether the state has been logged at all (so a Redis down at start is logged too).
+    reported: AtomicBool,
+    /// Wakes the background task when a call failed.
+    wake: Notify,
+    /// The URL with its password hidden, for logs.
+    shown_url: String,
+}
+
+impl std::fmt::Debug for RedisLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimits")
+            .field("url", &self.shown_url)
+            .field("up", &self.is_up())
+            .field("failure", &self.failure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimits {
+    /// Parse the URL (an error names `GATEWAY_REDIS_URL`); nothing is connected yet.
+    pub fn new(url: &str, timeout: Duration, failure: RedisFailure) -> Result<Self, String> {
+        let shown_url = crate::store::redact(url);
+        let client =
+            Client::open(url).map_err(|e| format!("GATEWAY_REDIS_URL ({shown_url}): {e}"))?;
+        metrics::gauge!("gateway_redis_up").set(0.0);
+        Ok(Self {
+            client,
+            connection: ArcSwapOption::empty(),
+            admit_script: Script::new(include_str!("admit.lua")),
+            timeout,
+            failure,
+            up: AtomicBool::new(false),
+            reported: AtomicBool::new(false),
+            wake: Notify::new(),
+            shown_url,
+        })
+    }
+
+    /// Connect (waiting at most about a second), then keep the connection up in the
+    /// background for as long as the gateway runs.
+    pub async fn start(self: &Arc<Self>) {
+        if let Err(cause) = self.connect().await {
+            self.mark_down(&cause);
+        }
+        tokio::spawn(Arc::clone(self).keep_connected());
+    }
+
+    /// What to do while Redis is down.
+    pub fn failure(&self) -> RedisFailure {
+        self.failure
+    }
+
+    /// Whether the last call (or ping) succeeded.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Check `rates` in order and count the request against each that admits it, in one call.
+    pub async fn check_rates(&self, rates: &[RateCheck]) -> Result<Verdict, Unreachable> {
+        let mut invocation = self.admit_script.prepare_invoke();
+        invocation.arg(rates.len());
+        for rate in rates {
+            invocation
+                .key(&rate.key)
+                .arg(rate.interval_us)
+                .arg(rate.tolerance_us);
+        }
+        let answer: Vec<i64> = self
+            .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        match answer.as_slice() {
+            [0, _] => Ok(Verdict::Admitted),
+            [index, wait_us] if *index >= 1 && (*index as usize) <= rates.len() => {
+                Ok(Verdict::Refused {
+                    index: *index as usize - 1,
+                    retry_after: Duration::from_micros(u64::try_from(*wait_us).unwrap_or(0)),
+                })
+            }
+            other => {
+                self.failed("script", &format!("unexpected answer {other:?}"));
+                Err(Unreachable)
+            }
+        }
+    }
+
+    /// Run `call` on the connection within `GATEWAY_REDIS_TIMEOUT`. A broken connection or an error marks
+    /// Redis down at once; a slow answer only fails this call and has the task ping Redis
+    /// (a loaded Redis, or a loaded gateway, is not an outage until a ping fails too).
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, Unreachable>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = ::redis::RedisResult<T>>,
+    {
+        let Some(connection) = self.connection.load_full() else {
+            return Err(Unreachable);
+        };
+        match tokio::time::timeout(self.timeout, call((*connection).clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                self.failed(error_kind(&err), &err.to_string());
+                Err(Unreachable)
+            }
+            Err(_) => {
+                metrics::counter!("gateway_redis_errors_total", "kind" => "timeout").increment(1);
+                self.wake.notify_one();
+                Err(Unreachable)
+            }
+        }
+    }
+
+    /// Count a failed call, drop the connection and wake the task to make a new one.
+    fn failed(&self, kind: &'static str, cause: &str) {
+        metrics::counter!("gateway_redis_errors_total", "kind" => kind).increment(1);
+        self.connection.store(None);
+        self.mark_down(cause);
+        self.wake.notify_one();
+    }
+
+    fn mark_down(&self, cause: &str) {
+        let was_up = self.up.swap(false, Ordering::Relaxed);
+        let first = !self.reported.swap(true, Ordering::Relaxed);
+        if was_up || first {
+            metrics::gauge!("gateway_redis_up").set(0.0);
+            let meanwhile = match self.failure {
+                RedisFailure::Closed => {
+                    "requests that a shared limit applies to are refused with 503 (GATEWAY_REDIS_FAILURE=closed)"
+                }
+                RedisFailure::Open => {
+                    "each replica limits on its own meanwhile (GATEWAY_REDIS_FAILURE=open)"
+                }
+            };
+            tracing::warn!(url = %self.shown_url, cause, "Redis is unreachable: {meanwhile}");
+        }
+    }
+
+    fn mark_up(&self) {
+        let was_up = self.up.swap(true, Ordering::Relaxed);
+        let first = !self.reported.swap(true, Ordering::Relaxed);
+        if !was_up {
+            metrics::gauge!("gateway_redis_up").set(1.0);
+            if first {
+                tracing::info!(url = %self.shown_url, "Redis connected: rate limits are shared");
+            } else {
+                tracing::info!(url = %self.shown_url, "Redis is reachable again: rate limits are shared again");
+            }
+        }
+    }
+
+    /// Make a connection, load the script and put the connection in use.
+    async fn connect(&self) -> Result<(), String> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        let attempt = async {
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            // Loaded now, so the first request after a Redis restart needs no second trip.
+            self.admit_script
+                .prepare_invoke()
+                .load_async(&mut connection)
+                .await?;
+            Ok::<_, ::redis::RedisError>(connection)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt).await {
+            Ok(Ok(connection)) => {
+                self.connection.store(Some(Arc::new(connection)));
+                self.mark_up();
+                Ok(())
+            }
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("connecting timed out".to_owned()),
+        }
+    }
+
+    /// Reconnect while down; ping while up. Ends when the gateway is dropped.
+    async fn keep_connected(self: Arc<Self>) {
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        while let Some(this) = weak.upgrade() {
+            if this.connection.load().is_none() {
+                if let Err(cause) = this.connect().await {
+                    this.mark_down(&cause);
+                    drop(this);
+                    tokio::time::sleep(RECONNECT_EVERY).await;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = this.wake.notified() => {}
+                () = tokio::time::sleep(PING_EVERY) => {}
+            }
+            let Some(connection) = this.connection.load_full() else {
+                continue;
+            };
+            let mut connection = (*connection).clone();
+            let command = ::redis::cmd("PING");
+            let ping = command.query_async::<String>(&mut connection);
+            match tokio::time::timeout(CONNECT_TIMEOUT, ping).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => this.failed(error_kind(&err), &err.to_string()),
+                // It answers nothing, not even a ping: as good as gone.
+                Err(_) => this.failed("timeout", "no answer to a ping within a second"),
+            }
+        }
+    }
+}
+
+/// The `kind` label of `gateway_redis_errors_total` for an error.
+fn error_kind(err: &::redis::RedisError) -> &'static str {
+    if err.is_io_error() || err.is_connection_dropped() {
+        "connection"
+    } else {
+        "command"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_checks_have_governors_parameters() {
+        let check = RateCheck::new("key:a", 60, 10).unwrap_or_else(|| panic!("a limit"));
+        assert_eq!(check.key, "ollama-gateway:rate:key:a");
+        assert_eq!(check.interval_us, 1_000_000);
+        assert_eq!(check.tolerance_us, 9_000_000);
+        let one = RateCheck::new("global", 600, 0).unwrap_or_else(|| panic!("a limit"));
+        assert_eq!((one.interval_us, one.tolerance_us), (100_000, 0));
+        assert_eq!(RateCheck::new("x", 0, 5), None);
+    }
+}
