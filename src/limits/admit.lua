@@ -10,7 +10,15 @@
 -- ARGV[1] is the number of rate limits. The limits are checked in order (the key's own, then
 -- the global one); those before a refusing one have counted the request, as in process.
 --
--- Returns {0, 0} when every limit admits, else {i, microseconds until limit i would admit}.
+-- Then, when ARGV goes on, a concurrency lease: KEYS[rates + 1] is the sorted set of the key's
+-- leases (member: lease id, score: when it expires, in milliseconds of Redis's clock). Expired
+-- leases, left by a replica that crashed or lost Redis with requests in progress, are dropped
+-- first; then a lease is granted while fewer than ARGV[2 * rates + 2] are held: member
+-- ARGV[2 * rates + 3], for ARGV[2 * rates + 4] milliseconds (the replica renews it while the
+-- request runs, and removes it when it ends).
+--
+-- Returns {0, 0} when every limit admits, else {i, microseconds until limit i would admit}
+-- (i = rates + 1 for the lease, with a wait of one second).
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local rates = tonumber(ARGV[1])
@@ -28,5 +36,17 @@ for i = 1, rates do
   -- %.0f: Lua would print a number this large in exponent form, losing microseconds.
   redis.call('SET', KEYS[i], string.format('%.0f', next),
     'PX', string.format('%.0f', math.ceil((next - now) / 1000) + 1000))
+end
+local lease = 2 * rates + 2
+if ARGV[lease] then
+  local key = KEYS[rates + 1]
+  local now_ms = math.floor(now / 1000)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', now_ms))
+  if redis.call('ZCARD', key) >= tonumber(ARGV[lease]) then
+    return {rates + 1, 1000000}
+  end
+  local ttl = tonumber(ARGV[lease + 2])
+  redis.call('ZADD', key, string.format('%.0f', now_ms + ttl), ARGV[lease + 1])
+  redis.call('PEXPIRE', key, ttl)
 end
 return {0, 0}

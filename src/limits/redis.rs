@@ -10,8 +10,9 @@
 //! Each outage is logged once when it starts and once when it ends, counted in
 //! `gateway_redis_errors_total`, and shown by the gauge `gateway_redis_up` and by `/ready`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
@@ -57,14 +58,85 @@ impl RateCheck {
     }
 }
 
+/// A per-key concurrency cap for the admission script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseCheck {
+    /// The Redis key of the sorted set holding the key's leases.
+    pub key: String,
+    /// Leases the key may hold at once.
+    pub max: u32,
+}
+
+impl LeaseCheck {
+    /// At most `max` requests of the key `name` in progress at once; `None` when `max` is 0.
+    pub fn new(name: &str, max: u32) -> Option<Self> {
+        (max > 0).then(|| Self {
+            key: format!("{PREFIX}:leases:{name}"),
+            max,
+        })
+    }
+}
+
 /// What Redis said of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Verdict {
-    /// Every limit admits it (and has counted it).
-    Admitted,
-    /// The rate limit at this index (in the order given) refuses it for this long.
+    /// Every limit admits it (and has counted it); the lease, if one was asked for, is held
+    /// until this is dropped.
+    Admitted(Option<Lease>),
+    /// The limit at this index (the rates in the order given, then the lease) refuses it for
+    /// this long.
     Refused { index: usize, retry_after: Duration },
 }
+
+/// A request's place under its key's concurrency cap, in Redis: renewed while held (so a
+/// stream of any length keeps it), removed when dropped. If the replica dies, or loses Redis,
+/// it expires by itself within [`LEASE_TIME`].
+pub struct Lease {
+    redis: Arc<RedisLimits>,
+    key: String,
+    id: String,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("key", &self.key)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.redis
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime left (the process is ending): the lease expires by itself
+        };
+        let redis = Arc::clone(&self.redis);
+        let key = std::mem::take(&mut self.key);
+        let id = std::mem::take(&mut self.id);
+        runtime.spawn(async move {
+            let _ = redis
+                .call(|mut connection| async move {
+                    ::redis::cmd("ZREM")
+                        .arg(&key)
+                        .arg(&id)
+                        .query_async::<i64>(&mut connection)
+                        .await
+                })
+                .await;
+        });
+    }
+}
+
+/// How long a lease lasts unless renewed.
+pub const LEASE_TIME: Duration = Duration::from_secs(10);
+/// How often the leases in use are renewed.
+const RENEW_EVERY: Duration = Duration::from_secs(3);
 
 /// Redis could not answer within the timeout (or is known to be down).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +149,9 @@ pub struct RedisLimits {
     /// The connection in use; `None` while Redis is down (the task makes a new one).
     connection: ArcSwapOption<MultiplexedConnection>,
     admit_script: Script,
+    renew_script: Script,
+    /// The leases this replica holds: id -> the key's lease set.
+    held: Mutex<HashMap<String, String>>,
     timeout: Duration,
     failure: RedisFailure,
     up: AtomicBool,
@@ -109,6 +184,8 @@ impl RedisLimits {
             client,
             connection: ArcSwapOption::empty(),
             admit_script: Script::new(include_str!("admit.lua")),
+            renew_script: Script::new(include_str!("renew.lua")),
+            held: Mutex::default(),
             timeout,
             failure,
             up: AtomicBool::new(false),
@@ -125,6 +202,7 @@ impl RedisLimits {
             self.mark_down(&cause);
         }
         tokio::spawn(Arc::clone(self).keep_connected());
+        tokio::spawn(renew_leases(Arc::downgrade(self)));
     }
 
     /// What to do while Redis is down.
@@ -137,8 +215,14 @@ impl RedisLimits {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// Check `rates` in order and count the request against each that admits it, in one call.
-    pub async fn check_rates(&self, rates: &[RateCheck]) -> Result<Verdict, Unreachable> {
+    /// Check `rates` in order and count the request against each that admits it, then take a
+    /// lease under `lease` if given; all in one call.
+    pub async fn admit(
+        self: &Arc<Self>,
+        rates: &[RateCheck],
+        lease: Option<&LeaseCheck>,
+    ) -> Result<Verdict, Unreachable> {
+        let lease_id = lease.map(|_| uuid::Uuid::new_v4().simple().to_string());
         let mut invocation = self.admit_script.prepare_invoke();
         invocation.arg(rates.len());
         for rate in rates {
@@ -147,12 +231,30 @@ impl RedisLimits {
                 .arg(rate.interval_us)
                 .arg(rate.tolerance_us);
         }
+        if let (Some(lease), Some(id)) = (lease, &lease_id) {
+            invocation
+                .key(&lease.key)
+                .arg(lease.max)
+                .arg(id)
+                .arg(LEASE_TIME.as_millis() as u64);
+        }
         let answer: Vec<i64> = self
             .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await?;
+        let limits = rates.len() + usize::from(lease.is_some());
         match answer.as_slice() {
-            [0, _] => Ok(Verdict::Admitted),
-            [index, wait_us] if *index >= 1 && (*index as usize) <= rates.len() => {
+            [0, _] => Ok(Verdict::Admitted(lease.zip(lease_id).map(|(lease, id)| {
+                self.held
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id.clone(), lease.key.clone());
+                Lease {
+                    redis: Arc::clone(self),
+                    key: lease.key.clone(),
+                    id,
+                }
+            }))),
+            [index, wait_us] if *index >= 1 && (*index as usize) <= limits => {
                 Ok(Verdict::Refused {
                     index: *index as usize - 1,
                     retry_after: Duration::from_micros(u64::try_from(*wait_us).unwrap_or(0)),
@@ -163,6 +265,30 @@ impl RedisLimits {
                 Err(Unreachable)
             }
         }
+    }
+
+    /// Renew every lease held now, in one call.
+    async fn renew(&self) {
+        let held: Vec<(String, String)> = self
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, key)| (id.clone(), key.clone()))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let mut invocation = self.renew_script.prepare_invoke();
+        invocation.arg(LEASE_TIME.as_millis() as u64);
+        for (id, key) in &held {
+            invocation.key(key).arg(id);
+        }
+        let _ =
+            self.call(|mut connection| async move {
+                invocation.invoke_async::<i64>(&mut connection).await
+            })
+            .await;
     }
 
     /// Run `call` on the connection within `GATEWAY_REDIS_TIMEOUT`. A broken connection or an error marks
@@ -243,6 +369,10 @@ impl RedisLimits {
                 .prepare_invoke()
                 .load_async(&mut connection)
                 .await?;
+            self.renew_script
+                .prepare_invoke()
+                .load_async(&mut connection)
+                .await?;
             Ok::<_, ::redis::RedisError>(connection)
         };
         match tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt).await {
@@ -289,6 +419,15 @@ impl RedisLimits {
     }
 }
 
+/// Renew this replica's leases every few seconds, for as long as the gateway runs.
+async fn renew_leases(redis: std::sync::Weak<RedisLimits>) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let Some(redis) = redis.upgrade() else { return };
+        redis.renew().await;
+    }
+}
+
 /// The `kind` label of `gateway_redis_errors_total` for an error.
 fn error_kind(err: &::redis::RedisError) -> &'static str {
     if err.is_io_error() || err.is_connection_dropped() {
@@ -311,5 +450,10 @@ mod tests {
         let one = RateCheck::new("global", 600, 0).unwrap_or_else(|| panic!("a limit"));
         assert_eq!((one.interval_us, one.tolerance_us), (100_000, 0));
         assert_eq!(RateCheck::new("x", 0, 5), None);
+        assert_eq!(LeaseCheck::new("x", 0), None);
+        assert_eq!(
+            LeaseCheck::new("key:a", 4).map(|l| l.key),
+            Some("ollama-gateway:leases:key:a".to_owned())
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use fake_ollama::FakeConfig;
 use futures::StreamExt;
 use ollama_gateway::config::{RedisFailure, Secret};
 use serde_json::{Value, json};
@@ -141,6 +142,16 @@ impl Replicas {
     }
 
     async fn with_timeout(redis: &str, failure: RedisFailure, timeout: Duration) -> Self {
+        Self::with(redis, failure, timeout, FakeConfig::default).await
+    }
+
+    /// Each replica in front of its own fake made with `fake`.
+    async fn with(
+        redis: &str,
+        failure: RedisFailure,
+        timeout: Duration,
+        fake: impl Fn() -> FakeConfig,
+    ) -> Self {
         let db = temp_db();
         let configure = |c: &mut ollama_gateway::config::Config| {
             c.db = db.clone();
@@ -149,8 +160,8 @@ impl Replicas {
             c.redis_timeout = timeout;
             c.metrics_open = true;
         };
-        let one = Env::with(&configure).await;
-        let two = Env::with(&configure).await;
+        let one = Env::with_fake(fake(), &configure).await;
+        let two = Env::with_fake(fake(), &configure).await;
         let root = admin_key(&one).await;
         ollama_gateway::gate::reload::reload(&two.state)
             .await
@@ -549,4 +560,176 @@ async fn open_limits_in_process_while_redis_is_gone_and_shares_again_when_it_is_
     let (outcomes, elapsed) = burst_of(&replicas, &key, 40, 10).await;
     let admitted = assert_shared_limit(&outcomes, elapsed, 60, 10);
     assert!(admitted < 20, "shared again: {admitted}");
+}
+
+/// A streamed chat with `key` on `env`: its status and Retry-After, read to the end.
+async fn stream_with(env: &Env, key: &str) -> Outcome {
+    let mut body = chat("llama3.2");
+    body["stream"] = json!(true);
+    send(
+        env.client
+            .post(env.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_concurrency_cap_holds_across_two_replicas_under_50_concurrent_streams() {
+    let Some(redis) = test_redis("a_concurrency_cap_holds_across_two_replicas") else {
+        return;
+    };
+    // Every stream holds its place for at least 3 s: far longer than it takes to send all 50.
+    let slow = || FakeConfig {
+        first_token_delay: Duration::from_secs(3),
+        chunk_gap: Duration::from_millis(20),
+        ..FakeConfig::default()
+    };
+    let replicas = Replicas::with(&redis, RedisFailure::Closed, Duration::from_secs(1), slow).await;
+    let (key, id) = replicas
+        .key(json!({"rate_limit": 0, "max_concurrent": 4}))
+        .await;
+    let started = Instant::now();
+    let mut streams = Vec::new();
+    for i in 0..50 {
+        let env = replicas.both()[i % 2];
+        let key = key.clone();
+        streams.push(async move {
+            let outcome = stream_with(env, &key).await;
+            (outcome, started.elapsed())
+        });
+    }
+    let outcomes = futures::future::join_all(streams).await;
+    let admitted: Vec<_> = outcomes.iter().filter(|(o, _)| o.status == 200).collect();
+    let refused: Vec<_> = outcomes.iter().filter(|(o, _)| o.status != 200).collect();
+    for (o, _) in &refused {
+        assert_eq!(o.status, 429, "{o:?}");
+        assert_eq!(o.retry_after, Some(1), "{o:?}");
+        assert_eq!(o.body["error"]["code"], "rate_limit_exceeded", "{o:?}");
+    }
+    let last_refusal = refused.iter().map(|(_, at)| *at).max().unwrap_or_default();
+    assert!(
+        last_refusal < Duration::from_secs(3),
+        "every request was decided while the first streams still ran ({last_refusal:?})"
+    );
+    assert_eq!(
+        admitted.len(),
+        4,
+        "4 streams at once across both replicas (each alone would admit 4)"
+    );
+    println!(
+        "50 concurrent streams over two replicas: {} admitted, {} refused within {last_refusal:?}",
+        admitted.len(),
+        refused.len()
+    );
+
+    // Finished streams give their places back: both replicas admit again.
+    let started = Instant::now();
+    for env in replicas.both() {
+        loop {
+            let o = stream_with(env, &key).await;
+            if o.status == 200 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{o:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // A replica that died with requests in progress left leases behind: they expire.
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let expires = secs * 1000 + micros / 1000 + 1500;
+    let set = format!("ollama-gateway:leases:key:{id}");
+    for ghost in 0..4 {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(&set)
+            .arg(expires)
+            .arg(format!("ghost-{ghost}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    let blocked = chat_with(&replicas.one, &key).await;
+    assert_eq!(
+        blocked.status, 429,
+        "four leases of a dead replica: {blocked:?}"
+    );
+    let blocked_at = Instant::now();
+    loop {
+        let o = chat_with(&replicas.two, &key).await;
+        if o.status == 200 {
+            break;
+        }
+        assert_eq!(o.status, 429, "{o:?}");
+        assert!(
+            blocked_at.elapsed() < Duration::from_secs(5),
+            "the dead replica's leases do not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_longer_than_a_lease_keeps_its_place_by_renewing_it() {
+    let Some(redis) = test_redis("a_stream_longer_than_a_lease_keeps_its_place") else {
+        return;
+    };
+    // Seven lines two seconds apart: about 14 s, past the 10 s a lease lasts unrenewed.
+    let slow = || FakeConfig {
+        chunk_gap: Duration::from_secs(2),
+        ..FakeConfig::default()
+    };
+    let replicas = Replicas::with(&redis, RedisFailure::Closed, Duration::from_secs(1), slow).await;
+    let (key, _) = replicas
+        .key(json!({"rate_limit": 0, "max_concurrent": 1}))
+        .await;
+    let long = tokio::spawn({
+        let url = replicas.one.url("/v1/chat/completions");
+        let client = replicas.one.client.clone();
+        let key = key.clone();
+        async move {
+            let mut body = chat("llama3.2");
+            body["stream"] = json!(true);
+            let started = Instant::now();
+            let response = client
+                .post(url)
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.bytes().await.unwrap();
+            started.elapsed()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        chat_with(&replicas.two, &key).await.status,
+        429,
+        "the place is taken"
+    );
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(!long.is_finished(), "the stream still runs");
+    let o = chat_with(&replicas.two, &key).await;
+    assert_eq!(
+        o.status, 429,
+        "still taken after the lease time, renewed: {o:?}"
+    );
+    let took = long.await.unwrap();
+    assert!(took > Duration::from_secs(11), "{took:?}");
+    let started = Instant::now();
+    while chat_with(&replicas.two, &key).await.status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the place is given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
