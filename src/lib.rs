@@ -105,6 +105,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
                 config.redis_timeout,
                 config.redis_failure,
             )?);
+            redis.seed_from(token_totals(store.clone(), clock.clone()));
             redis.start().await;
             Some(redis)
         }
@@ -133,6 +134,31 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         service: http::stack::build(state.clone()),
         state,
         generated_key,
+    })
+}
+
+/// Tokens per stored key today and this month, as the database has them: what a (re)connected
+/// Redis starts its quota counters from.
+fn token_totals(store: Store, clock: Arc<dyn Clock>) -> limits::redis::TokenSeed {
+    Arc::new(move || {
+        let store = store.clone();
+        let now = clock.now();
+        Box::pin(async move {
+            let today = store
+                .tokens_since(store::millis(usage::quota::day_start(now)))
+                .await
+                .ok()?;
+            let this_month = store
+                .tokens_since(store::millis(usage::quota::month_start(now)))
+                .await
+                .ok()?;
+            Some(limits::redis::TokenTotals {
+                day: usage::quota::day_number(now),
+                month: usage::quota::month_number(now),
+                today,
+                this_month,
+            })
+        })
     })
 }
 

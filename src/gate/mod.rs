@@ -42,6 +42,7 @@ use crate::config::Config;
 use crate::error::{GatewayError, Surface};
 use crate::http::audit::Audit;
 use crate::state::AppState;
+use crate::usage;
 use client::PeerAddr;
 use keys::{Caller, KeyStore, per_minute};
 use models::ModelAllowlist;
@@ -211,7 +212,7 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     if !caller.admin && req.uri().path().starts_with("/admin/") {
         return GatewayError::Forbidden("the admin API needs an admin key".into()).render(surface);
     }
-    let quota = match state.usage.quotas.check(&caller) {
+    let quota = match quota_check(&state, &caller).await {
         Ok(quota) => quota,
         Err((err, quota)) => {
             let mut response = err.render(surface);
@@ -232,4 +233,32 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     let mut response = next.run(req).await;
     quota.write_headers(response.headers_mut());
     limits::finish(response, &caller, permit)
+}
+
+/// The caller's token budgets: counted in Redis across replicas when it is configured (one
+/// read, bounded like every Redis call), else in this process.
+async fn quota_check(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<usage::quota::QuotaStatus, (GatewayError, usage::quota::QuotaStatus)> {
+    let quotas = &state.usage.quotas;
+    let Some(redis) = state
+        .gate
+        .redis
+        .as_ref()
+        .filter(|_| caller.id.is_some() && caller.quota.is_set())
+    else {
+        return quotas.check(caller);
+    };
+    let (day, month) = quotas.periods();
+    match redis.tokens_used(&caller.counter_name(), day, month).await {
+        Ok((today, this_month)) => quotas.judge(caller, today, this_month),
+        Err(_) => match redis.failure() {
+            crate::config::RedisFailure::Closed => Err((
+                GatewayError::LimitsUnavailable,
+                usage::quota::QuotaStatus::default(),
+            )),
+            crate::config::RedisFailure::Open => quotas.check(caller),
+        },
+    }
 }

@@ -150,6 +150,8 @@ pub struct RedisLimits {
     connection: ArcSwapOption<MultiplexedConnection>,
     admit_script: Script,
     renew_script: Script,
+    /// Reads the database's token totals for a new connection.
+    seed: std::sync::OnceLock<TokenSeed>,
     /// The leases this replica holds: id -> the key's lease set.
     held: Mutex<HashMap<String, String>>,
     timeout: Duration,
@@ -186,6 +188,7 @@ impl RedisLimits {
             admit_script: Script::new(include_str!("admit.lua")),
             renew_script: Script::new(include_str!("renew.lua")),
             held: Mutex::default(),
+            seed: std::sync::OnceLock::new(),
             timeout,
             failure,
             up: AtomicBool::new(false),
@@ -265,6 +268,64 @@ impl RedisLimits {
                 Err(Unreachable)
             }
         }
+    }
+
+    /// Tokens the key `name` used in `day` and `month` (the quota counters' numbering), by
+    /// every replica.
+    pub async fn tokens_used(
+        &self,
+        name: &str,
+        day: i64,
+        month: i64,
+    ) -> Result<(u64, u64), Unreachable> {
+        let (day_key, month_key) = token_keys(name, day, month);
+        let used: (Option<u64>, Option<u64>) = self
+            .call(|mut connection| async move {
+                ::redis::cmd("MGET")
+                    .arg(&day_key)
+                    .arg(&month_key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok((used.0.unwrap_or(0), used.1.unwrap_or(0)))
+    }
+
+    /// Count `tokens` for the key `name` in `day` and `month`, in the background (a request
+    /// that ends never waits on it; if Redis is down, the tokens are not counted there).
+    pub fn add_tokens(self: &Arc<Self>, name: &str, day: i64, month: i64, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (day_key, month_key) = token_keys(name, day, month);
+        let redis = Arc::clone(self);
+        runtime.spawn(async move {
+            let _ = redis
+                .call(|mut connection| async move {
+                    ::redis::pipe()
+                        .atomic()
+                        .incr(&day_key, tokens)
+                        .ignore()
+                        .expire(&day_key, TOKENS_DAY_TTL)
+                        .ignore()
+                        .incr(&month_key, tokens)
+                        .ignore()
+                        .expire(&month_key, TOKENS_MONTH_TTL)
+                        .ignore()
+                        .query_async::<()>(&mut connection)
+                        .await
+                })
+                .await;
+        });
+    }
+
+    /// Where a (re)connected Redis gets its token counters from (set once, before
+    /// [`start`](Self::start)).
+    pub fn seed_from(&self, seed: TokenSeed) {
+        let _ = self.seed.set(seed);
     }
 
     /// Renew every lease held now, in one call.
@@ -373,9 +434,21 @@ impl RedisLimits {
                 .prepare_invoke()
                 .load_async(&mut connection)
                 .await?;
+            // Before any request counts here: a Redis that restarted empty starts from the
+            // database's totals, not from zero.
+            // A database that does not answer within a second leaves them unseeded rather than
+            // keep the limits from Redis.
+            if let Some(seed) = self.seed.get() {
+                match tokio::time::timeout(CONNECT_TIMEOUT, seed()).await {
+                    Ok(Some(totals)) => seed_tokens(&mut connection, &totals).await?,
+                    _ => tracing::warn!(
+                        "Redis token counters not seeded: the database did not answer in time"
+                    ),
+                }
+            }
             Ok::<_, ::redis::RedisError>(connection)
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT * 3, attempt).await {
             Ok(Ok(connection)) => {
                 self.connection.store(Some(Arc::new(connection)));
                 self.mark_up();
@@ -426,6 +499,66 @@ async fn renew_leases(redis: std::sync::Weak<RedisLimits>) {
         let Some(redis) = redis.upgrade() else { return };
         redis.renew().await;
     }
+}
+
+/// Tokens per stored key (by id) in one day and month, from the database.
+#[derive(Debug)]
+pub struct TokenTotals {
+    /// The day's number (days since 1970-01-01, UTC).
+    pub day: i64,
+    /// The month's number (year * 12 + month - 1).
+    pub month: i64,
+    /// Tokens per key id that day.
+    pub today: Vec<(String, u64)>,
+    /// Tokens per key id that month.
+    pub this_month: Vec<(String, u64)>,
+}
+
+/// Reads [`TokenTotals`] (`None` when the database cannot answer).
+pub type TokenSeed =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Option<TokenTotals>> + Send + Sync>;
+
+/// Start each key's counters at what the database holds, unless Redis has them already
+/// (another replica counted there first, or Redis kept them through a lost connection).
+async fn seed_tokens(
+    connection: &mut MultiplexedConnection,
+    totals: &TokenTotals,
+) -> ::redis::RedisResult<()> {
+    if totals.today.is_empty() && totals.this_month.is_empty() {
+        return Ok(()); // (an empty pipeline is not a command Redis answers)
+    }
+    let mut pipe = ::redis::pipe();
+    let periods = [
+        (&totals.today, TOKENS_DAY_TTL, true),
+        (&totals.this_month, TOKENS_MONTH_TTL, false),
+    ];
+    for (tokens, ttl, daily) in periods {
+        for (id, tokens) in tokens {
+            let (day_key, month_key) = token_keys(&format!("key:{id}"), totals.day, totals.month);
+            pipe.set_options(
+                if daily { day_key } else { month_key },
+                *tokens,
+                ::redis::SetOptions::default()
+                    .conditional_set(::redis::ExistenceCheck::NX)
+                    .with_expiration(::redis::SetExpiry::EX(ttl.unsigned_abs())),
+            )
+            .ignore();
+        }
+    }
+    pipe.query_async::<()>(connection).await
+}
+
+/// How long a day's token counter is kept (past its day, for a late request's tokens).
+const TOKENS_DAY_TTL: i64 = 2 * 86_400;
+/// How long a month's token counter is kept.
+const TOKENS_MONTH_TTL: i64 = 32 * 86_400;
+
+/// The Redis keys of the key `name`'s token counters for `day` and `month`.
+fn token_keys(name: &str, day: i64, month: i64) -> (String, String) {
+    (
+        format!("{PREFIX}:tokens:{name}:day:{day}"),
+        format!("{PREFIX}:tokens:{name}:month:{month}"),
+    )
 }
 
 /// The `kind` label of `gateway_redis_errors_total` for an error.

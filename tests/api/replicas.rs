@@ -733,3 +733,59 @@ async fn a_stream_longer_than_a_lease_keeps_its_place_by_renewing_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_token_quota_holds_across_two_replicas() {
+    if test_redis("a_daily_token_quota_holds_across_two_replicas").is_none() {
+        return;
+    }
+    let mut server = RedisServer::start();
+    let replicas = Replicas::start(&server.url(), RedisFailure::Closed).await;
+    // One chat is 41 tokens (31 prompt + 10 completion): the third crosses 100.
+    let (key, _) = replicas
+        .key(json!({"rate_limit": 0, "daily_token_quota": 100}))
+        .await;
+    let mut admitted = 0;
+    let mut refused = None;
+    for i in 0..8 {
+        let env = replicas.both()[i % 2];
+        // The tokens of the last answer are counted in the background: give them a moment.
+        let o = chat_with(env, &key).await;
+        if o.status == 200 {
+            admitted += 1;
+            assert_eq!(o.body["usage"]["total_tokens"], 41, "{o:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        refused = Some(o);
+        break;
+    }
+    let refused = refused.expect("the quota is spent");
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert_eq!(
+        refused.body["error"]["code"], "quota_exceeded",
+        "{refused:?}"
+    );
+    assert!(refused.retry_after.is_some_and(|s| s >= 1), "{refused:?}");
+    assert_eq!(
+        admitted, 3,
+        "41 + 41 + 41 tokens over both replicas spend a quota of 100 (each alone would admit 3)"
+    );
+    for env in replicas.both() {
+        let o = chat_with(env, &key).await;
+        assert_eq!(o.status, 429, "spent on both replicas: {o:?}");
+    }
+
+    // Redis restarts empty: the counters start again from the database (usage is written
+    // within a second), not from zero.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    replicas.wait_redis("down", Duration::from_secs(3)).await;
+    server.restart();
+    replicas.wait_redis("up", Duration::from_secs(5)).await;
+    for env in replicas.both() {
+        let o = chat_with(env, &key).await;
+        assert_eq!(o.status, 429, "still spent after a Redis restart: {o:?}");
+        assert_eq!(o.body["error"]["code"], "quota_exceeded", "{o:?}");
+    }
+}
