@@ -251,6 +251,26 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_CONSOLE_SESSION", default_value = "8h", value_parser = parse_duration)]
     pub console_session: Duration,
 
+    /// Redis for the rate limits shared by several replicas (`redis://[:password@]host:6379[/db]`);
+    /// unset keeps every limit in this process.
+    #[arg(long, env = "GATEWAY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
+    /// While Redis is unreachable: `closed` refuses limited requests with 503
+    /// `limits_unavailable`, `open` limits them in this process only.
+    #[arg(
+        long,
+        env = "GATEWAY_REDIS_FAILURE",
+        value_enum,
+        default_value = "closed"
+    )]
+    pub redis_failure: RedisFailure,
+
+    /// Longest wait for one Redis call on the request path (`250ms`); past it Redis counts as
+    /// unreachable.
+    #[arg(long, env = "GATEWAY_REDIS_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -305,6 +325,15 @@ impl Config {
 pub enum AuthMode {
     On,
     Off,
+}
+
+/// What the gateway does while Redis (`GATEWAY_REDIS_URL`) is unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RedisFailure {
+    /// Limit in this process only (each replica on its own) until Redis is back.
+    Open,
+    /// Refuse requests that a shared limit applies to with 503 until Redis is back.
+    Closed,
 }
 
 /// How log lines are written.

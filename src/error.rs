@@ -60,6 +60,10 @@ pub enum GatewayError {
         limit: u64,
         retry_after: Duration,
     },
+    /// A shared limit applies, but Redis (`GATEWAY_REDIS_URL`) is unreachable and
+    /// `GATEWAY_REDIS_FAILURE=closed`: the request is refused rather than let through unlimited.
+    #[error("the shared rate limits are unavailable just now; try again shortly")]
+    LimitsUnavailable,
     /// An admin change names something that exists already (or may not be changed).
     #[error("{0}")]
     Conflict(String),
@@ -139,7 +143,7 @@ impl GatewayError {
             | Self::ModelNotFound { .. }
             | Self::NotFound(_)
             | Self::ResponseNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Upstream { status, .. } => *status,
             Self::UpstreamUnavailable | Self::UpstreamProtocol | Self::UpstreamInterrupted => {
@@ -193,6 +197,7 @@ impl GatewayError {
                 previous: false, ..
             } => Some("response_not_found"),
             Self::StoreUnavailable => Some("store_unavailable"),
+            Self::LimitsUnavailable => Some("limits_unavailable"),
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::ModelNotFound { .. } => Some("model_not_found"),
@@ -281,6 +286,9 @@ impl GatewayError {
         match self {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::LimitsUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1u32));
             }
             Self::QuotaExceeded { retry_after, .. } | Self::BackendsBusy { retry_after, .. } => {
                 let secs = retry_after.as_secs().max(1);
@@ -515,6 +523,26 @@ mod tests {
         );
         assert_eq!(Surface::for_path("/v1/messagesx"), Surface::OpenAi);
         assert_eq!(Surface::for_path("/v1/responses"), Surface::OpenAi);
+    }
+
+    #[test]
+    fn limits_unavailable_is_a_503_with_retry_after_on_every_surface() {
+        for surface in [Surface::OpenAi, Surface::Anthropic, Surface::Ollama] {
+            let response = GatewayError::LimitsUnavailable.render(surface);
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers().get(header::RETRY_AFTER),
+                Some(&HeaderValue::from(1u32))
+            );
+        }
+        let err = GatewayError::LimitsUnavailable;
+        assert_eq!(
+            err.openai_body().error.code.as_deref(),
+            Some("limits_unavailable")
+        );
+        assert_eq!(err.openai_type(), "api_error");
+        assert_eq!(err.anthropic_type(), "overloaded_error");
+        assert!(!err.to_string().to_lowercase().contains("redis"));
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! translation between them),
 //! [`routes`] (one module per surface), [`http`] (extractors, audit, the middleware stack),
 //! [`metrics`], [`server`] (with HTTPS from [`tls`]) and [`shutdown`]. Beside the request
-//! path: [`store`] (the database), [`usage`] (usage records and token quotas), [`admin`] (the
-//! admin API and the CLI) and [`console`] (the admin console in the browser, at `/admin/`).
+//! path: [`store`] (the database), [`usage`] (usage records and token quotas), [`limits`] (the
+//! limits shared by replicas through Redis), [`admin`] (the admin API and the CLI) and
+//! [`console`] (the admin console in the browser, at `/admin/`).
 
 pub mod admin;
 pub mod anthropic;
@@ -18,6 +19,7 @@ pub mod console;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod ollama;
 pub mod openai;
@@ -65,6 +67,8 @@ pub async fn build(config: Config) -> Result<Gateway, String> {
 
 /// [`build`], with the clock token quotas are counted in (tests move it by hand).
 pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Gateway, String> {
+    // First, so what starts below (the Redis gauge) is recorded.
+    let metrics = metrics::install();
     let keys = KeyStore::load(&config)?;
     let backends = backends::Backends::new(&config)?;
     let basic_users = gate::basic::BasicAuth::from_config(&config)?;
@@ -97,7 +101,20 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         .await
         .map_err(db_error)?;
     usage.quotas.seed(&today, &month);
-    let mut gate = Gate::new(&config, keys);
+    let redis = match &config.redis_url {
+        Some(url) if !url.expose().is_empty() => {
+            let redis = Arc::new(limits::RedisLimits::new(
+                url.expose(),
+                config.redis_timeout,
+                config.redis_failure,
+            )?);
+            redis.seed_from(token_totals(store.clone(), clock.clone()));
+            redis.start().await;
+            Some(redis)
+        }
+        _ => None,
+    };
+    let mut gate = Gate::new(&config, keys, redis);
     gate.basic = basic_users;
     let tls = tls::ServerTls::from_config(&config)?;
     let responses =
@@ -107,7 +124,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         tls,
         gate,
         shutdown: Shutdown::new(),
-        metrics: metrics::install(),
+        metrics,
         config,
         store,
         usage,
@@ -129,6 +146,31 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<G
         service: http::stack::build(state.clone()),
         state,
         generated_key,
+    })
+}
+
+/// Tokens per stored key today and this month, as the database has them: what a (re)connected
+/// Redis starts its quota counters from.
+fn token_totals(store: Store, clock: Arc<dyn Clock>) -> limits::redis::TokenSeed {
+    Arc::new(move || {
+        let store = store.clone();
+        let now = clock.now();
+        Box::pin(async move {
+            let today = store
+                .tokens_since(store::millis(usage::quota::day_start(now)))
+                .await
+                .ok()?;
+            let this_month = store
+                .tokens_since(store::millis(usage::quota::month_start(now)))
+                .await
+                .ok()?;
+            Some(limits::redis::TokenTotals {
+                day: usage::quota::day_number(now),
+                month: usage::quota::month_number(now),
+                today,
+                this_month,
+            })
+        })
     })
 }
 

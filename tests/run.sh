@@ -56,6 +56,23 @@ run_postgres_suite() {
     return "$status"
 }
 run_suite "cargo test (PostgreSQL)" run_postgres_suite
+
+# Two replicas sharing one PostgreSQL and one Redis (tests/support/redis.sh: redis-server on a
+# free loopback port, nothing saved): shared rate limits, revocation, Redis outages.
+source tests/support/redis.sh
+run_replicas_suite() {
+    start_redis || return 1
+    if ! start_postgres; then
+        stop_redis
+        return 1
+    fi
+    cargo test --test api replicas
+    local status=$?
+    stop_postgres
+    stop_redis
+    return "$status"
+}
+run_suite "cargo test (replicas, Redis)" run_replicas_suite
 run_suite "build binaries" cargo build --workspace --bins || { print_summary; exit 1; }
 
 source tests/support/servers.sh

@@ -33,6 +33,8 @@ pub struct Caller {
     pub rate: Option<DefaultDirectRateLimiter>,
     /// The rate limit in requests per minute, for `x-ratelimit-limit-requests`.
     pub rate_per_minute: u32,
+    /// Requests the key may send at once before the rate applies.
+    pub burst: u32,
     /// Per-key concurrency cap, if any.
     pub concurrency: Option<Arc<Semaphore>>,
     /// The cap's size.
@@ -79,6 +81,15 @@ impl Caller {
     /// Whether the key's expiry time has passed.
     pub fn has_expired(&self) -> bool {
         self.expires.is_some_and(|at| at <= Utc::now())
+    }
+
+    /// The name the key's shared counters go by in Redis: the stored key's id, or the
+    /// configured key's name (the same on every replica given the same configuration).
+    pub fn counter_name(&self) -> String {
+        match &self.id {
+            Some(id) => format!("key:{id}"),
+            None => format!("config:{}", self.name),
+        }
     }
 }
 
@@ -474,6 +485,7 @@ impl Limits {
             expires,
             rate: per_minute(self.rate_per_minute, self.burst).map(RateLimiter::direct),
             rate_per_minute: self.rate_per_minute,
+            burst: self.burst,
             concurrency: (self.max_concurrent > 0)
                 .then(|| Arc::new(Semaphore::new(self.max_concurrent as usize))),
             max_concurrent: self.max_concurrent,

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +18,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::Gate;
 use super::keys::Caller;
+use crate::config::RedisFailure;
 use crate::error::GatewayError;
+use crate::limits::{Lease, LeaseCheck, RateCheck, RedisLimits, Verdict};
 
 /// The body limit in force, for the 413 message.
 #[derive(Clone, Copy, Debug)]
@@ -143,12 +146,59 @@ impl http_body::Body for TimedBody {
     }
 }
 
+/// A request's place under its key's concurrency cap, held until its response body (a stream
+/// perhaps) is finished: a permit of this process's semaphore, or a lease in Redis.
+#[derive(Debug)]
+pub enum Permit {
+    /// Counted in this process.
+    Local(OwnedSemaphorePermit),
+    /// Counted in Redis, across replicas.
+    Shared(Lease),
+}
+
 /// The key's own rate, then the global rate, then the per-key concurrency cap. The permit (if
 /// the key has a cap) must be held until the response body, a stream perhaps, is finished.
 ///
 /// The key's rate comes first so that a key refused by its own limit spends nothing of the
 /// global budget: one key hammering the gateway cannot lock the others out.
-pub fn admit(gate: &Gate, caller: &Caller) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
+///
+/// With Redis (`GATEWAY_REDIS_URL`) all three are counted there, in one call; while Redis is
+/// unreachable, `GATEWAY_REDIS_FAILURE` decides: `closed` refuses with 503, `open` counts them
+/// here.
+pub async fn admit(gate: &Gate, caller: &Caller) -> Result<Option<Permit>, GatewayError> {
+    match &gate.redis {
+        Some(redis)
+            if caller.rate.is_some() || gate.global_rate.is_some() || caller.max_concurrent > 0 =>
+        {
+            shared_admit(gate, redis, caller).await
+        }
+        _ => local_admit(gate, caller),
+    }
+}
+
+/// The rates and the concurrency cap, counted in this process.
+fn local_admit(gate: &Gate, caller: &Caller) -> Result<Option<Permit>, GatewayError> {
+    local_rates(gate, caller)?;
+    match &caller.concurrency {
+        None => Ok(None),
+        Some(semaphore) => semaphore
+            .clone()
+            .try_acquire_owned()
+            .map(|permit| Some(Permit::Local(permit)))
+            .map_err(|_| concurrency_refused(caller)),
+    }
+}
+
+fn concurrency_refused(caller: &Caller) -> GatewayError {
+    GatewayError::RateLimited {
+        scope: "concurrent requests per key",
+        retry_after: Duration::from_secs(1),
+        limit: caller.max_concurrent,
+    }
+}
+
+/// The key's and the global rate, counted in this process.
+fn local_rates(gate: &Gate, caller: &Caller) -> Result<(), GatewayError> {
     if let Some(limiter) = &caller.rate
         && let Err(not_until) = limiter.check()
     {
@@ -167,26 +217,52 @@ pub fn admit(gate: &Gate, caller: &Caller) -> Result<Option<OwnedSemaphorePermit
             limit: gate.global_rate_per_minute,
         });
     }
-    match &caller.concurrency {
-        None => Ok(None),
-        Some(semaphore) => semaphore
-            .clone()
-            .try_acquire_owned()
-            .map(Some)
-            .map_err(|_| GatewayError::RateLimited {
-                scope: "concurrent requests per key",
-                retry_after: Duration::from_secs(1),
-                limit: caller.max_concurrent,
+    Ok(())
+}
+
+/// The rates and the concurrency cap, counted in Redis (or as `GATEWAY_REDIS_FAILURE` says
+/// while it is unreachable).
+async fn shared_admit(
+    gate: &Gate,
+    redis: &Arc<RedisLimits>,
+    caller: &Caller,
+) -> Result<Option<Permit>, GatewayError> {
+    let name = caller.counter_name();
+    let mut checks = Vec::with_capacity(2);
+    let mut scopes = Vec::with_capacity(2);
+    if caller.rate.is_some()
+        && let Some(check) = RateCheck::new(&name, caller.rate_per_minute, caller.burst)
+    {
+        checks.push(check);
+        scopes.push(("per key", caller.rate_per_minute));
+    }
+    if gate.global_rate.is_some()
+        && let Some(check) =
+            RateCheck::new("global", gate.global_rate_per_minute, gate.global_burst)
+    {
+        checks.push(check);
+        scopes.push(("global", gate.global_rate_per_minute));
+    }
+    let lease = LeaseCheck::new(&name, caller.max_concurrent);
+    match redis.admit(&checks, lease.as_ref()).await {
+        Ok(Verdict::Admitted(lease)) => Ok(lease.map(Permit::Shared)),
+        Ok(Verdict::Refused { index, retry_after }) => match scopes.get(index) {
+            Some(&(scope, limit)) => Err(GatewayError::RateLimited {
+                scope,
+                retry_after,
+                limit,
             }),
+            None => Err(concurrency_refused(caller)),
+        },
+        Err(_) => match redis.failure() {
+            RedisFailure::Closed => Err(GatewayError::LimitsUnavailable),
+            RedisFailure::Open => local_admit(gate, caller),
+        },
     }
 }
 
 /// Add the key's limit header, and tie the concurrency permit to the response body.
-pub fn finish(
-    mut response: Response,
-    caller: &Caller,
-    permit: Option<OwnedSemaphorePermit>,
-) -> Response {
+pub fn finish(mut response: Response, caller: &Caller, permit: Option<Permit>) -> Response {
     if caller.rate_per_minute > 0 {
         response.headers_mut().insert(
             "x-ratelimit-limit-requests",

@@ -46,6 +46,7 @@ use crate::config::Config;
 use crate::error::{GatewayError, Surface};
 use crate::http::audit::Audit;
 use crate::state::AppState;
+use crate::usage;
 use client::PeerAddr;
 use keys::{Caller, KeyStore, per_minute};
 use models::ModelAllowlist;
@@ -61,6 +62,10 @@ pub struct Gate {
     pub global_rate: Option<DefaultDirectRateLimiter>,
     /// The global limit per minute.
     pub global_rate_per_minute: u32,
+    /// The global limit's burst (as many as the limit per minute).
+    pub global_burst: u32,
+    /// `GATEWAY_REDIS_URL`: where the rate limits are counted when shared by replicas.
+    pub redis: Option<std::sync::Arc<crate::limits::RedisLimits>>,
     /// `GATEWAY_ALLOW_ADMIN`.
     pub allow_admin: bool,
     /// `GATEWAY_METRICS_OPEN`.
@@ -81,13 +86,19 @@ pub struct Gate {
 
 impl Gate {
     /// Build the gate from the configuration and loaded keys.
-    pub fn new(config: &Config, keys: KeyStore) -> Self {
+    pub fn new(
+        config: &Config,
+        keys: KeyStore,
+        redis: Option<std::sync::Arc<crate::limits::RedisLimits>>,
+    ) -> Self {
         Self {
             keys: ArcSwap::from_pointee(keys),
             models: ModelAllowlist::new(&config.allowed_models),
             global_rate: per_minute(config.global_rate_limit, config.global_rate_limit.max(1))
                 .map(governor::RateLimiter::direct),
             global_rate_per_minute: config.global_rate_limit,
+            global_burst: config.global_rate_limit.max(1),
+            redis,
             allow_admin: config.allow_admin,
             metrics_open: config.metrics_open,
             max_body: config.max_body,
@@ -224,7 +235,7 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     if !caller.admin && req.uri().path().starts_with("/admin/") {
         return GatewayError::Forbidden("the admin API needs an admin key".into()).render(surface);
     }
-    let quota = match state.usage.quotas.check(&caller) {
+    let quota = match quota_check(&state, &caller).await {
         Ok(quota) => quota,
         Err((err, quota)) => {
             let mut response = err.render(surface);
@@ -232,7 +243,7 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
             return response;
         }
     };
-    let permit = match limits::admit(gate, &caller) {
+    let permit = match limits::admit(gate, &caller).await {
         Ok(permit) => permit,
         Err(err) => return err.render(surface),
     };
@@ -245,4 +256,32 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
     let mut response = next.run(req).await;
     quota.write_headers(response.headers_mut());
     limits::finish(response, &caller, permit)
+}
+
+/// The caller's token budgets: counted in Redis across replicas when it is configured (one
+/// read, bounded like every Redis call), else in this process.
+async fn quota_check(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<usage::quota::QuotaStatus, (GatewayError, usage::quota::QuotaStatus)> {
+    let quotas = &state.usage.quotas;
+    let Some(redis) = state
+        .gate
+        .redis
+        .as_ref()
+        .filter(|_| caller.id.is_some() && caller.quota.is_set())
+    else {
+        return quotas.check(caller);
+    };
+    let (day, month) = quotas.periods();
+    match redis.tokens_used(&caller.counter_name(), day, month).await {
+        Ok((today, this_month)) => quotas.judge(caller, today, this_month),
+        Err(_) => match redis.failure() {
+            crate::config::RedisFailure::Closed => Err((
+                GatewayError::LimitsUnavailable,
+                usage::quota::QuotaStatus::default(),
+            )),
+            crate::config::RedisFailure::Open => quotas.check(caller),
+        },
+    }
 }

@@ -325,6 +325,14 @@ impl Drop for EmitOnDrop {
             // anonymous flood must not turn into database writes.
             if let (Some(caller), Some(state)) = (&r.caller, &done.state) {
                 let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                // With Redis, a stored key's tokens are counted there too, for every replica's
+                // quota check (in the background: this never waits).
+                if let (Some(redis), true) = (&state.gate.redis, caller.id.is_some()) {
+                    let tokens = r.prompt_tokens.unwrap_or_default()
+                        + r.completion_tokens.unwrap_or_default();
+                    let (day, month) = state.usage.quotas.periods();
+                    redis.add_tokens(&caller.counter_name(), day, month, tokens);
+                }
                 state.usage.record(UsageRecord {
                     at: 0,
                     key_id: caller.id.clone(),

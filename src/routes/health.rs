@@ -23,6 +23,20 @@ pub struct Health {
     /// Ollama's version, when it answered; only shown to callers that send a valid key.
     #[schema(example = "0.24.0")]
     pub upstream_version: Option<String>,
+    /// With `GATEWAY_REDIS_URL`: `up` or `down` (the shared rate limits' Redis); absent
+    /// without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "up")]
+    pub redis: Option<&'static str>,
+}
+
+/// `up` or `down` when Redis holds the shared limits.
+fn redis_state(state: &AppState) -> Option<&'static str> {
+    state
+        .gate
+        .redis
+        .as_ref()
+        .map(|redis| if redis.is_up() { "up" } else { "down" })
 }
 
 /// The upstream's state, with its version only for a caller presenting a valid, unexpired key:
@@ -54,20 +68,26 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<H
         status: "ok",
         upstream_reachable: reachable,
         upstream_version: version,
+        redis: redis_state(&state),
     })
 }
 
-/// Readiness: 200 when Ollama answers, 503 otherwise. No key needed.
+/// Readiness: 200 when Ollama answers (and, with `GATEWAY_REDIS_URL` and
+/// `GATEWAY_REDIS_FAILURE=closed`, Redis too), 503 otherwise. No key needed.
 #[utoipa::path(
     get, path = "/ready", tag = "Operations",
     responses(
-        (status = 200, description = "Ollama answers", body = Health),
-        (status = 503, description = "Ollama does not answer", body = Health),
+        (status = 200, description = "Ollama answers (and Redis, when limits need it)", body = Health),
+        (status = 503, description = "Ollama does not answer, or Redis is down and GATEWAY_REDIS_FAILURE=closed", body = Health),
     )
 )]
 pub async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (reachable, version) = upstream_state(&state, &headers).await;
-    let (status, word) = if reachable {
+    let redis = redis_state(&state);
+    // Closed, a replica without Redis refuses every limited request: not ready to serve.
+    let redis_blocks =
+        redis == Some("down") && state.config.redis_failure == crate::config::RedisFailure::Closed;
+    let (status, word) = if reachable && !redis_blocks {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -76,6 +96,7 @@ pub async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Respons
         status: word,
         upstream_reachable: reachable,
         upstream_version: version,
+        redis,
     };
     (status, Json(body)).into_response()
 }

@@ -95,6 +95,16 @@ fn month_index(at: DateTime<Utc>) -> i64 {
     i64::from(at.year()) * 12 + i64::from(at.month0())
 }
 
+/// The number of `at`'s UTC day (days since 1970-01-01).
+pub fn day_number(at: DateTime<Utc>) -> i64 {
+    day_index(at)
+}
+
+/// The number of `at`'s UTC month (year * 12 + month - 1).
+pub fn month_number(at: DateTime<Utc>) -> i64 {
+    month_index(at)
+}
+
 /// Midnight UTC at the start of `at`'s day.
 pub fn day_start(at: DateTime<Utc>) -> DateTime<Utc> {
     Utc.timestamp_opt(day_index(at) * 86_400, 0)
@@ -211,13 +221,33 @@ impl Quotas {
         }
     }
 
+    /// The current day and month, as the counters number them (Redis keys carry them).
+    pub fn periods(&self) -> (i64, i64) {
+        let now = self.clock.now();
+        (day_number(now), month_number(now))
+    }
+
     /// The caller's budgets, or the 429 if one is spent. Keys without quotas: nothing.
     pub fn check(&self, caller: &Caller) -> Result<QuotaStatus, (GatewayError, QuotaStatus)> {
         let (Some(id), true) = (caller.id.as_deref(), caller.quota.is_set()) else {
             return Ok(QuotaStatus::default());
         };
-        let now = self.clock.now();
         let (today, month) = self.used(id);
+        self.judge(caller, today, month)
+    }
+
+    /// [`check`](Self::check) with the tokens used `today` and this `month` counted elsewhere
+    /// (in Redis, across replicas).
+    pub fn judge(
+        &self,
+        caller: &Caller,
+        today: u64,
+        month: u64,
+    ) -> Result<QuotaStatus, (GatewayError, QuotaStatus)> {
+        if !caller.quota.is_set() {
+            return Ok(QuotaStatus::default());
+        }
+        let now = self.clock.now();
         let budget = |limit: u64, used: u64, reset: DateTime<Utc>| Budget {
             limit,
             remaining: limit.saturating_sub(used),

@@ -21,6 +21,7 @@ mod native;
 mod openapi;
 mod operations;
 mod postgres;
+mod replicas;
 mod responses;
 mod simple;
 mod tls;

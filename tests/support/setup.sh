@@ -2,14 +2,14 @@
 # setup_machine. The Rust toolchain is the one thing assumed; everything else is checked here:
 #   - Debian packages: curl, Python 3 with venv, Node.js with npm, Chromium (the browser suite),
 #     pebble (the ACME test server, for the HTTPS tests), PostgreSQL (the store's tests run a
-#     second time on it), apache2-utils (`htpasswd -B`, the Basic auth tests' users file),
-#     openssl (the browser suite's HTTPS certificate), and the libraries of the real Ollama in
-#     ../shared/ollama (libsqlite3, libstdc++).
+#     second time on it), Redis (the replicas' shared limits), apache2-utils (`htpasswd -B`, the
+#     Basic auth tests' users file), openssl (the browser suite's HTTPS certificate), and the
+#     libraries of the real Ollama in ../shared/ollama (libsqlite3, libstdc++).
 #     As root they are installed with apt-get (one `apt-get update` first); otherwise the
 #     exact `apt-get install` line is printed and the run stops before any suite starts.
 #   - Per-suite packages (pip in a virtualenv, npm ci from the lock files) are installed by
 #     each suite's own run.sh, only when its requirements or lock file changed.
-# A suite that needs a server (pebble, PostgreSQL; Redis later) adds its command and package
+# A suite that needs a server (pebble, PostgreSQL, Redis) adds its command and package
 # to the list below; the suite starts it on a free loopback port in a temp directory and stops it.
 
 # command -> Debian package providing it; checked in this order.
@@ -24,6 +24,8 @@ _SETUP_COMMANDS=(
     "psql postgresql-client"
     "htpasswd apache2-utils"
     "openssl openssl"
+    "redis-server redis-server"
+    "redis-cli redis-tools"
 )
 
 # The packages missing on this machine, one per line.
