@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -123,11 +124,23 @@ def main() -> None:
         print(f"added P50 over direct: old {added['old']:.3f} ms, new {added['new']:.3f} ms,"
               f" new/old {added['new'] / added['old']:.2f}x" if added["old"] > 0 else "")
         print(f"CPU per request new/old: {med('new', 'cpu_us') / med('old', 'cpu_us'):.2f}x")
-    finally:
+        # Each gateway's usage table after SIGTERM (which writes out its queue): every request
+        # it answered with the key should be there (none for a gateway that records nothing).
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
+        for name in ("old", "new"):
+            answered = sum(r["answered"] for r in results[name])
+            with sqlite3.connect(work / f"{name}.db") as db:
+                recorded = db.execute("SELECT COUNT(*) FROM usage WHERE route = '/v1/chat/completions'").fetchone()[0]
+            print(f"usage records of {name}: {recorded} for {answered} requests answered")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 
