@@ -96,8 +96,11 @@ pub struct ToolCallFunction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
     pub name: String,
-    /// Arguments as a JSON object (not a string).
-    #[serde(default, deserialize_with = "crate::openai::types::object_value")]
+    /// Arguments as a JSON object (Ollama's form; a string of JSON is accepted and read as one).
+    #[serde(
+        default,
+        deserialize_with = "crate::openai::types::object_or_text_value"
+    )]
     #[schema(value_type = Object)]
     pub arguments: Value,
 }

@@ -52,6 +52,21 @@ where
     }
 }
 
+/// `deserialize_with` for a tool call's arguments: an object, or the JSON text of one (what
+/// some models' tool parsers hand back through Ollama, read as an object later); anything else
+/// is refused.
+pub fn object_or_text_value<'de, D>(deserializer: D) -> Result<Value, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Value::deserialize(deserializer)? {
+        value @ (Value::Object(_) | Value::String(_)) => Ok(value),
+        _ => Err(serde::de::Error::custom(
+            "expected an object (or the JSON text of one)",
+        )),
+    }
+}
+
 /// `deserialize_with` for an optional integer: JSON Schema's `integer` includes numbers with
 /// a zero fraction (`7.0`), which serde's integer types refuse.
 pub fn integral<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
