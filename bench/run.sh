@@ -48,10 +48,10 @@ print(paths[-1] if paths else "")'
 
 if [ "$mode" = smoke ]; then
     say "smoke: building debug binaries (no-op when the test suite just built them)"
-    cargo build --quiet --bins
+    cargo build --quiet --workspace --bins
     client="$(build_client)"
     exec timeout 300 python3 bench/bench.py --smoke \
-        --bin-dir target/debug \
+        --bin-dir "${CARGO_TARGET_DIR:-target}/debug" \
         --client "$client" \
         --output bench/work/smoke.md "$@"
 fi
