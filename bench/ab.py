@@ -59,7 +59,7 @@ def oha(oha_bin: str, url: str, key: str | None, rate: int, seconds: float) -> d
            "-H", "content-type: application/json", "-d", BODY]
     if key:
         cmd += ["-H", f"authorization: Bearer {key}"]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True, timeout=seconds + 60)
     data = json.loads(out.stdout)
     codes = data.get("statusCodeDistribution") or {}
     pct = data["latencyPercentiles"]

@@ -25,53 +25,16 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
+from ab import cpu_seconds, free_port, oha, wait
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-backends-bench"
-BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 16})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(url: str) -> None:
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.05)
-    sys.exit(f"{url} did not come up")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def oha(oha_bin: str, url: str, key: str | None, rate: int, seconds: float) -> dict:
-    cmd = [oha_bin, "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", "50",
-           "-q", str(rate), "--latency-correction", "-m", "POST",
-           "-H", "content-type: application/json", "-d", BODY]
-    if key:
-        cmd += ["-H", f"authorization: Bearer {key}"]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True, timeout=seconds + 60)
-    data = json.loads(out.stdout)
-    codes = data.get("statusCodeDistribution") or {}
-    pct = data["latencyPercentiles"]
-    return {"p50": pct["p50"] * 1e3, "p99": pct["p99"] * 1e3,
-            "answered": sum(codes.values()), "ok": sum(v for k, v in codes.items() if str(k).startswith("2"))}
 
 
 def fake_chats(fake: str) -> int:
