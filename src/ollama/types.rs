@@ -284,6 +284,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tool_call_arguments_are_an_object_or_its_json_text() {
+        let parse = |arguments: Value| {
+            serde_json::from_value::<ToolCallFunction>(
+                serde_json::json!({"name": "f", "arguments": arguments}),
+            )
+            .ok()
+            .map(|f| f.arguments)
+        };
+        let object = serde_json::json!({"city": "Paris"});
+        assert_eq!(parse(object.clone()), Some(object));
+        let text = Value::String("{\"city\":\"Paris\"}".into());
+        assert_eq!(parse(text.clone()), Some(text));
+        assert_eq!(parse(serde_json::json!([1, 2])), None);
+        assert_eq!(parse(Value::Null), None);
+        assert_eq!(parse(serde_json::json!(7)), None);
+    }
+
+    #[test]
     fn timestamps_with_offsets_and_nanoseconds_parse() {
         assert_eq!(
             unix_seconds(Some("2023-08-04T08:52:19.385406455-07:00")),
