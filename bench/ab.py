@@ -54,12 +54,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def oha(oha_bin: str, url: str, key: str | None, rate: int, seconds: float) -> dict:
+    """A fixed-rate run against `url`, or against each URL of the file `@PATH` in turn."""
     cmd = [oha_bin, "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", "50",
            "-q", str(rate), "--latency-correction", "-m", "POST",
            "-H", "content-type: application/json", "-d", BODY]
     if key:
         cmd += ["-H", f"authorization: Bearer {key}"]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True, timeout=seconds + 60)
+    target = ["--urls-from-file", url[1:]] if url.startswith("@") else [url]
+    out = subprocess.run(cmd + target, capture_output=True, text=True, check=True, timeout=seconds + 60)
     data = json.loads(out.stdout)
     codes = data.get("statusCodeDistribution") or {}
     pct = data["latencyPercentiles"]

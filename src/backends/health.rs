@@ -41,6 +41,9 @@ pub struct Health {
     up: AtomicBool,
     failures: AtomicU32,
     cooldown: Mutex<Cooldown>,
+    /// The cooldown is not the default one (a take-out by failed answers set it): only then
+    /// does a successful request need its lock, not on every answer.
+    cooled: AtomicBool,
 }
 
 /// The cooldown after take-outs by failed answers.
@@ -58,6 +61,7 @@ impl Default for Health {
             up: AtomicBool::new(true),
             failures: AtomicU32::new(0),
             cooldown: Mutex::new(Cooldown::default()),
+            cooled: AtomicBool::new(false),
         }
     }
 }
@@ -77,7 +81,9 @@ impl Health {
     pub fn set(&self, up: bool) -> bool {
         if up {
             self.failures.store(0, Ordering::Relaxed);
-            *self.cooldown() = Cooldown::default();
+            if self.cooled.swap(false, Ordering::AcqRel) {
+                *self.cooldown() = Cooldown::default();
+            }
         }
         self.up.swap(up, Ordering::Relaxed) != up
     }
@@ -127,6 +133,7 @@ impl Health {
         let length = cooldown.next.unwrap_or(FIRST_COOLDOWN);
         cooldown.until = Some(Instant::now() + length);
         cooldown.next = Some((length * 2).min(MAX_COOLDOWN));
+        self.cooled.store(true, Ordering::Release);
         true
     }
 }

@@ -742,7 +742,7 @@ impl Pool {
             candidates.retain(|c| c.healthy);
         }
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        select::rank(&candidates, turn)
+        select::rank(candidates, turn)
     }
 
     fn has_candidates(&self, want: &Want) -> bool {

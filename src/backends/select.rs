@@ -69,12 +69,8 @@ impl Candidate {
 /// The backends to try, best first; those known not to have the model are left out. `turn`
 /// (a counter that moves on with every request) picks among equally good backends, in
 /// proportion to their weights.
-pub fn rank(candidates: &[Candidate], turn: u64) -> Vec<usize> {
-    let mut ranked: Vec<Candidate> = candidates
-        .iter()
-        .filter(|c| c.has != Has::No)
-        .copied()
-        .collect();
+pub fn rank(mut ranked: Vec<Candidate>, turn: u64) -> Vec<usize> {
+    ranked.retain(|c| c.has != Has::No);
     ranked.sort_by(Candidate::compare);
     let tied = ranked
         .iter()
@@ -134,7 +130,7 @@ mod tests {
         let mut b = backend(1);
         b.healthy = false;
         let c = backend(2);
-        assert_eq!(rank(&[a, b, c], 0), vec![2, 1]);
+        assert_eq!(rank(vec![a, b, c], 0), vec![2, 1]);
     }
 
     #[test]
@@ -143,10 +139,10 @@ mod tests {
         let mut c = backend(2);
         c.loaded = true;
         c.in_flight = 3;
-        assert_eq!(rank(&[b, c], 0)[0], 2, "loaded wins over less busy");
+        assert_eq!(rank(vec![b, c], 0)[0], 2, "loaded wins over less busy");
         c.max_concurrent = 3;
         assert_eq!(
-            rank(&[b, c], 0)[0],
+            rank(vec![b, c], 0)[0],
             1,
             "a full backend comes after one with room"
         );
@@ -160,7 +156,7 @@ mod tests {
         let mut b = backend(1);
         b.in_flight = 1;
         b.max_concurrent = 2;
-        assert_eq!(rank(&[a, b], 0), vec![0, 1]);
+        assert_eq!(rank(vec![a, b], 0), vec![0, 1]);
     }
 
     #[test]
@@ -168,9 +164,11 @@ mod tests {
         let a = backend(0);
         let mut b = backend(1);
         b.weight = 2;
-        let firsts: Vec<usize> = (0..6).map(|turn| rank(&[a, b], turn)[0]).collect();
+        let firsts: Vec<usize> = (0..6).map(|turn| rank(vec![a, b], turn)[0]).collect();
         assert_eq!(firsts, vec![0, 1, 1, 0, 1, 1]);
-        let even: Vec<usize> = (0..4).map(|turn| rank(&[a, backend(1)], turn)[0]).collect();
+        let even: Vec<usize> = (0..4)
+            .map(|turn| rank(vec![a, backend(1)], turn)[0])
+            .collect();
         assert_eq!(even, vec![0, 1, 0, 1]);
     }
 
