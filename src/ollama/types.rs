@@ -94,9 +94,11 @@ pub struct ToolCall {
 pub struct ToolCallFunction {
     /// Position reported by the model's parser; unreliable, the gateway renumbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 4_294_967_295_u32)]
     pub index: Option<u32>,
     pub name: String,
-    /// Arguments as a JSON object (Ollama's form; a string of JSON is accepted and read as one).
+    /// Arguments as a JSON object. (Some models' parsers hand Ollama's answer the JSON text of
+    /// one, which the gateway reads as the object; a request must send the object.)
     #[serde(
         default,
         deserialize_with = "crate::openai::types::object_or_text_value"

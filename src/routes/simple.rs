@@ -171,6 +171,19 @@ fn validate_chat(body: &ChatRequest) -> Result<(), GatewayError> {
                 ),
             ));
         }
+        // Answers may carry arguments as the JSON text of an object (the parse takes it), but
+        // Ollama refuses that text in a request: the document says an object.
+        if let Some(j) = message
+            .tool_calls
+            .iter()
+            .position(|call| call.function.arguments.is_string())
+        {
+            let field = format!("messages[{i}].tool_calls[{j}].function.arguments");
+            return Err(GatewayError::invalid(
+                field.clone(),
+                format!("{field}: must be an object, not a string"),
+            ));
+        }
     }
     let ranges: [(&str, f64, f64); 5] = [
         ("temperature", 0.0, 2.0),

@@ -101,6 +101,13 @@ async fn values_outside_the_document_are_refused() {
                 "tool_calls": [{"function": {"name": "f", "arguments": null}}]}]}),
             "arguments",
         ),
+        // An answer's arguments may be JSON text; a request's may not (Ollama refuses it).
+        (
+            "/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": "{\"city\":\"Paris\"}"}}]}]}),
+            "messages[0].tool_calls[0].function.arguments",
+        ),
         (
             "/v1/messages",
             json!({"model": "llama3.2", "max_tokens": 5, "messages": ask, "top_k": 2.5}),
