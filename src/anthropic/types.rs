@@ -292,7 +292,10 @@ pub enum ToolChoice {
 #[schema(as = AnthropicThinkingConfig)]
 pub enum ThinkingConfig {
     /// Think; `budget_tokens` must be at least 1024 and below `max_tokens`.
-    Enabled { budget_tokens: i64 },
+    Enabled {
+        #[serde(deserialize_with = "crate::openai::types::required_integral")]
+        budget_tokens: i64,
+    },
     /// Think as much as the model wants.
     Adaptive,
     /// Do not think.

@@ -44,7 +44,11 @@ pub struct ChatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
     /// How many alternatives per token (0-20).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::openai::types::integral"
+    )]
     #[schema(maximum = 20)]
     pub top_logprobs: Option<u32>,
     /// Any other field a native client sent, forwarded untouched.
@@ -93,7 +97,11 @@ pub struct ToolCall {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct ToolCallFunction {
     /// Position reported by the model's parser; unreliable, the gateway renumbers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::openai::types::integral"
+    )]
     #[schema(maximum = 4_294_967_295_u32)]
     pub index: Option<u32>,
     pub name: String,

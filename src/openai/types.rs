@@ -68,26 +68,39 @@ where
 }
 
 /// `deserialize_with` for an optional integer: JSON Schema's `integer` includes numbers with
-/// a zero fraction (`7.0`), which serde's integer types refuse.
-pub fn integral<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+/// a zero fraction (`7.0`), which serde's integer types refuse. The integer must fit `T`.
+pub fn integral<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
 {
     let expected = || serde::de::Error::custom("expected an integer");
-    match Option::<Value>::deserialize(deserializer)? {
-        None | Some(Value::Null) => Ok(None),
+    let int = match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(number)) => match (number.as_i64(), number.as_f64()) {
-            (Some(int), _) => Ok(Some(int)),
+            (Some(int), _) => int,
             // Within ±2^53 every integral f64 is exact, and the cast is lossless.
             (None, Some(float))
                 if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 =>
             {
-                Ok(Some(float as i64))
+                float as i64
             }
-            _ => Err(expected()),
+            _ => return Err(expected()),
         },
-        Some(_) => Err(expected()),
-    }
+        Some(_) => return Err(expected()),
+    };
+    T::try_from(int)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("integer {int} is out of range")))
+}
+
+/// [`integral`] for an integer that must be there.
+pub fn required_integral<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    integral(deserializer)?.ok_or_else(|| serde::de::Error::custom("expected an integer"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,11 +126,11 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     /// Maximum number of tokens to generate (deprecated by OpenAI in favour of
     /// `max_completion_tokens`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1)]
     pub max_tokens: Option<i64>,
     /// Maximum number of tokens to generate; wins over `max_tokens`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1)]
     pub max_completion_tokens: Option<i64>,
     /// Sampling temperature.
@@ -129,7 +142,7 @@ pub struct ChatCompletionRequest {
     #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
     /// Seed for reproducible sampling.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub seed: Option<i64>,
     /// Up to four sequences where generation stops.
     #[serde(default)]
@@ -160,15 +173,15 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     pub logprobs: Option<bool>,
     /// Alternatives per token (needs `logprobs`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 0, maximum = 20)]
     pub top_logprobs: Option<i64>,
     /// Number of choices; only 1 is supported.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 1)]
     pub n: Option<i64>,
     /// Ollama extension: top-k sampling.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub top_k: Option<i64>,
     /// Ollama extension: min-p sampling.
@@ -176,7 +189,7 @@ pub struct ChatCompletionRequest {
     #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f64>,
     /// Ollama extension: context window size.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub num_ctx: Option<i64>,
     /// Ollama extension: repetition penalty.
@@ -637,7 +650,7 @@ pub struct CompletionRequest {
     pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1)]
     pub max_tokens: Option<i64>,
     #[serde(default)]
@@ -646,7 +659,7 @@ pub struct CompletionRequest {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub seed: Option<i64>,
     #[serde(default)]
     #[schema(schema_with = stop_schema)]
@@ -658,26 +671,26 @@ pub struct CompletionRequest {
     #[schema(minimum = -2, maximum = 2)]
     pub presence_penalty: Option<f64>,
     /// Number of top alternatives to return per token (0-5 in OpenAI; up to 20 here).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 0, maximum = 20)]
     pub logprobs: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 1)]
     pub n: Option<i64>,
     /// Put the prompt in front of the answer.
     #[serde(default)]
     pub echo: Option<bool>,
     /// Only 1 is supported.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 1)]
     pub best_of: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub top_k: Option<i64>,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub num_ctx: Option<i64>,
     #[serde(default)]
@@ -805,7 +818,7 @@ pub struct EmbeddingRequest {
     #[serde(default)]
     pub encoding_format: Option<EncodingFormat>,
     /// Truncate the output vectors to this many dimensions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 65536)]
     pub dimensions: Option<i64>,
     #[serde(default)]

@@ -33,7 +33,7 @@ pub struct ResponsesRequest {
     #[serde(default, deserialize_with = "crate::openai::types::object_only")]
     pub reasoning: Option<ReasoningConfig>,
     /// Most tokens to generate.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::openai::types::integral")]
     #[schema(minimum = 1)]
     pub max_output_tokens: Option<i64>,
     #[serde(default)]

@@ -159,15 +159,50 @@ async fn values_outside_the_document_are_refused() {
             "/v1/embeddings",
             json!({"model": "all-minilm", "input": "hi", "keep_alive": -1}),
         ),
-        // JSON Schema's integers include `7.0`.
+        // JSON Schema's integers include `7.0`, on every surface.
         (
             "/v1/messages",
             json!({"model": "llama3.2", "max_tokens": 5.0, "messages": ask, "top_k": 40.0}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "qwen3", "max_tokens": 4096, "messages": ask,
+                "thinking": {"type": "enabled", "budget_tokens": 2048.0}}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": ask, "max_tokens": 5.0, "seed": 7.0,
+                "top_k": 40.0, "num_ctx": 2048.0, "n": 1.0}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "llama3.2", "prompt": "hi", "max_tokens": 5.0, "logprobs": 2.0, "best_of": 1.0}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "all-minilm", "input": "hi", "dimensions": 4.0}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "hi", "max_output_tokens": 16.0}),
+        ),
+        (
+            "/chat",
+            json!({"model": "llama3.2", "stream": false, "top_logprobs": 2.0, "messages": [
+                {"role": "assistant", "content": "", "tool_calls": [{"function": {"index": 1.0, "name": "f", "arguments": {}}}]},
+                {"role": "user", "content": "hi"}]}),
         ),
     ] {
         let (status, out) = env.post_json(path, &body).await;
         assert_eq!(status, 200, "{path}: {out}");
     }
+    // The integers reached Ollama as integers (the last chat was /chat's).
+    let sent = env.last_upstream_body("/api/chat");
+    assert!(sent["top_logprobs"].is_u64(), "{sent}");
+    let sent = env.last_upstream_body("/api/generate");
+    assert!(sent["options"]["num_predict"].is_i64(), "{sent}");
+    let sent = env.last_upstream_body("/api/embed");
+    assert!(sent["dimensions"].is_u64(), "{sent}");
 }
 
 /// A native inference or show request whose body is missing or not a JSON object is refused
