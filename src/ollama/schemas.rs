@@ -81,7 +81,7 @@ pub enum NativeRole {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}], "stream": false}))]
 pub struct ChatBody {
-    #[schema(min_length = 1, example = "llama3.2")]
+    #[schema(min_length = 1, pattern = "\\S", example = "llama3.2")]
     model: String,
     /// The conversation so far; without it (or empty) Ollama loads the model and answers no
     /// message.
@@ -112,7 +112,7 @@ pub struct ChatBody {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"model": "llama3.2", "prompt": "Why is the sky blue?", "stream": false}))]
 pub struct GenerateBody {
-    #[schema(min_length = 1, example = "llama3.2")]
+    #[schema(min_length = 1, pattern = "\\S", example = "llama3.2")]
     model: String,
     prompt: Option<String>,
     suffix: Option<String>,
@@ -133,7 +133,7 @@ pub struct GenerateBody {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"model": "all-minilm", "input": ["Why is the sky blue?"]}))]
 pub struct EmbedBody {
-    #[schema(min_length = 1, example = "all-minilm")]
+    #[schema(min_length = 1, pattern = "\\S", example = "all-minilm")]
     model: String,
     /// Without it, Ollama loads the model and answers no embeddings.
     input: Option<EmbedInput>,
@@ -158,7 +158,7 @@ pub enum EmbedInput {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"model": "all-minilm", "prompt": "Why is the sky blue?"}))]
 pub struct LegacyEmbeddingsBody {
-    #[schema(min_length = 1, example = "all-minilm")]
+    #[schema(min_length = 1, pattern = "\\S", example = "all-minilm")]
     model: String,
     /// Without it (or empty), Ollama loads the model and answers an empty embedding.
     prompt: Option<String>,
@@ -166,6 +166,10 @@ pub struct LegacyEmbeddingsBody {
     #[schema(value_type = Option<Object>)]
     options: Option<serde_json::Value>,
 }
+
+/// A model name must hold something besides whitespace (Ollama answers "model is required" or
+/// "not found" for one of spaces).
+const NAMED: &str = "\\S";
 
 /// `POST /api/show`: the model is named by `model`, or by the deprecated `name` older clients
 /// send (Ollama reads `name` when `model` is empty). The schema says "one of the two", which
@@ -181,6 +185,7 @@ impl PartialSchema for ShowBody {
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .min_length(Some(1))
+                    .pattern(Some(NAMED))
                     .examples([json!("llama3.2")]),
             )
             .property(
@@ -206,7 +211,8 @@ impl PartialSchema for ShowBody {
             "name",
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .min_length(Some(1)),
+                .min_length(Some(1))
+                .pattern(Some(NAMED)),
         );
         let named = AnyOfBuilder::new()
             .item(ObjectBuilder::new().required("model"))

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct ChatRequest {
     /// Model name, e.g. `llama3.2` or `llama3.2:latest`.
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The conversation so far (`/chat` needs at least one message).
     #[schema(min_items = 1)]

@@ -9,7 +9,8 @@
 //!
 //! The keywords those schemas use are applied as JSON Schema defines them: `type`, `enum`,
 //! `properties`, `required`, `additionalProperties`, `items`, `oneOf`, `anyOf`, `allOf`,
-//! `$ref`, `minimum`, `maximum`, `minLength`, `maxLength`, `minItems`, `maxItems`; an integer's
+//! `$ref`, `minimum`, `maximum`, `minLength`, `maxLength`, `minItems`, `maxItems`, `pattern`
+//! (Rust's regex syntax, which the document's simple patterns share with ECMA 262); an integer's
 //! `format` (`int32`, `int64`) bounds it where the schema declares no bound of its own, as
 //! client generators and schemathesis read it. Any other keyword is a test failure here (see
 //! the tests), not a silently unchecked rule.
@@ -25,6 +26,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use regex::Regex;
 use serde_json::{Map, Number, Value};
 use utoipa::ToSchema;
 
@@ -42,6 +44,8 @@ const COMPONENTS: &str = "#/components/schemas/";
 pub struct BodySchema {
     root: Value,
     components: HashMap<String, Value>,
+    /// Every `pattern` the schemas hold, compiled once.
+    patterns: HashMap<String, Regex>,
 }
 
 /// One step of the path to a value in a body.
@@ -65,12 +69,19 @@ impl BodySchema {
         let json = |schema| serde_json::to_value(schema).unwrap_or(Value::Bool(true));
         let mut referenced = Vec::new();
         T::schemas(&mut referenced);
+        let root = json(T::schema());
+        let components: HashMap<String, Value> = referenced
+            .into_iter()
+            .map(|(name, schema)| (name, json(schema)))
+            .collect();
+        let mut patterns = HashMap::new();
+        for schema in std::iter::once(&root).chain(components.values()) {
+            collect_patterns(schema, &mut patterns);
+        }
         Self {
-            root: json(T::schema()),
-            components: referenced
-                .into_iter()
-                .map(|(name, schema)| (name, json(schema)))
-                .collect(),
+            root,
+            components,
+            patterns,
         }
     }
 
@@ -138,7 +149,17 @@ impl BodySchema {
                 }
                 check_bounds(schema, number, path)?;
             }
-            Value::String(text) => check_length(schema, text.chars().count(), path)?,
+            Value::String(text) => {
+                check_length(schema, text.chars().count(), path)?;
+                if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                    && !self
+                        .patterns
+                        .get(pattern)
+                        .is_some_and(|re| re.is_match(text))
+                {
+                    return Err(refusal(path, format!("must match the pattern `{pattern}`")));
+                }
+            }
             Value::Array(items) => {
                 check_items(schema, items.len(), path)?;
                 if let Some(item_schema) = schema.get("items") {
@@ -364,6 +385,23 @@ impl BodySchema {
         {
             self.alternatives(first, out);
         }
+    }
+}
+
+/// Compile every `pattern` under `schema` (one that does not compile matches nothing; the
+/// tests show none fails to).
+fn collect_patterns(schema: &Value, out: &mut HashMap<String, Regex>) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(pattern) = map.get("pattern").and_then(Value::as_str)
+                && let Ok(re) = Regex::new(pattern)
+            {
+                out.insert(pattern.to_owned(), re);
+            }
+            map.values().for_each(|inner| collect_patterns(inner, out));
+        }
+        Value::Array(items) => items.iter().for_each(|inner| collect_patterns(inner, out)),
+        _ => {}
     }
 }
 
@@ -602,6 +640,7 @@ mod tests {
             "maxLength",
             "minItems",
             "maxItems",
+            "pattern",
             "format",
         ];
         const ANNOTATIONS: &[&str] = &[
@@ -616,6 +655,9 @@ mod tests {
             let Some(schema) = schema.as_object() else {
                 return;
             };
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+                assert!(Regex::new(pattern).is_ok(), "{at}: pattern {pattern:?}");
+            }
             for (keyword, inner) in schema {
                 assert!(
                     CHECKED.contains(&keyword.as_str()) || ANNOTATIONS.contains(&keyword.as_str()),
@@ -702,6 +744,11 @@ mod tests {
                 "must not be empty",
             ),
             (json!({"messages": ask}), "model", "is required"),
+            (
+                json!({"model": " \u{2028}", "messages": ask}),
+                "model",
+                "must match the pattern",
+            ),
         ];
         for (body, field, words) in cases {
             let (param, message) = refusal(&chat, body.clone()).unwrap_or_default();

@@ -40,6 +40,27 @@ where
     }
 }
 
+/// `deserialize_with` for content given as a string or an array of parts tagged by `type`:
+/// serde reads a `type` given as a number as the variant at that position (`0` is the first),
+/// which the document does not allow, so every part must have a string `type`.
+pub fn tagged_parts<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    if let Value::Array(parts) = &value
+        && !parts
+            .iter()
+            .all(|part| part.get("type").is_some_and(Value::is_string))
+    {
+        return Err(serde::de::Error::custom(
+            "content parts need a string `type`",
+        ));
+    }
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
+}
+
 /// `deserialize_with` for a JSON value that must be an object when present (with
 /// `#[serde(default)]`, an absent field stays `null`).
 pub fn object_value<'de, D>(deserializer: D) -> Result<Value, D::Error>
@@ -113,10 +134,10 @@ where
 #[schema(example = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}))]
 pub struct ChatCompletionRequest {
     /// Model to use, as Ollama names it.
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The conversation so far (at least one message).
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, value_type = Vec<super::schemas::ChatMessageByRole>)]
     pub messages: Vec<ChatMessage>,
     /// Stream the answer as server-sent events.
     #[serde(default)]
@@ -225,13 +246,14 @@ pub struct ReasoningOptions {
     pub effort: Option<String>,
 }
 
-/// One message in a chat request.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+/// One message in a chat request (documented by role, as
+/// [`super::schemas::ChatMessageByRole`]).
+#[derive(Clone, Debug, Deserialize)]
 pub struct ChatMessage {
     /// Who wrote the message.
     pub role: Role,
     /// Text, or an array of content parts; may be null for assistant tool-call turns.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tagged_parts")]
     pub content: Option<MessageContent>,
     /// Author name; for `tool` messages, the tool's name.
     #[serde(default)]
@@ -253,6 +275,7 @@ pub struct ChatMessage {
 /// Message roles. `developer` is treated as `system`; `function` is OpenAI's legacy tool role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ChatRole)]
 pub enum Role {
     System,
     Developer,
@@ -287,11 +310,12 @@ pub enum ContentPart {
 #[serde(untagged)]
 pub enum ImageUrl {
     Object {
-        /// `data:image/png;base64,...`
+        #[schema(value_type = super::schemas::DataImageUrl)]
         url: String,
         #[serde(default)]
         detail: Option<String>,
     },
+    #[schema(value_type = super::schemas::DataImageUrl)]
     Bare(String),
 }
 
@@ -308,6 +332,7 @@ impl ImageUrl {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct InputAudio {
     /// Base64 audio.
+    #[schema(value_type = super::schemas::Base64Data)]
     pub data: String,
     #[serde(default)]
     pub format: Option<String>,
@@ -328,6 +353,7 @@ pub struct MessageToolCall {
 pub struct MessageToolCallFunction {
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::JsonObjectText>)]
     pub arguments: Option<String>,
 }
 
@@ -545,6 +571,7 @@ pub struct TokenLogprob {
 
 /// An alternative token.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = TokenTopLogprob)]
 pub struct TopLogprob {
     pub token: String,
     pub logprob: f64,
@@ -639,7 +666,7 @@ pub struct CompletionSseEvent {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "llama3.2", "prompt": "Once upon a time"}))]
 pub struct CompletionRequest {
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The prompt: a string, or an array holding one string.
     #[schema(schema_with = prompt_schema)]
@@ -809,7 +836,7 @@ pub struct CompletionLogprobs {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "all-minilm", "input": "Why is the sky blue?"}))]
 pub struct EmbeddingRequest {
-    #[schema(example = "all-minilm", min_length = 1)]
+    #[schema(example = "all-minilm", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// A string or an array of strings (token arrays are not supported by Ollama).
     #[schema(schema_with = embedding_input_schema)]

@@ -125,6 +125,47 @@ async fn values_outside_the_document_are_refused() {
                 "content": [{"type": 0, "text": "x"}]}]}),
             "string `type`",
         ),
+        // A part's `type` given as a number (serde would read `0` as the first variant).
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": [{"type": 0, "text": "x"}]}]}),
+            "messages[0].content",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"role": "user", "content": [{"type": 0, "text": "x"}]}]}),
+            "input[0].content",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": {}, "role": "user", "content": "x"}]}),
+            "input[0].type",
+        ),
+        // Arguments are the JSON text of an object: other JSON is not (Ollama refuses it).
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": null,
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "0"}}]}]}),
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "[1]"}]}),
+            "input[0].arguments",
+        ),
+        // The document's minimum holds when counting too.
+        (
+            "/v1/messages/count_tokens",
+            json!({"model": "llama3.2", "messages": ask, "thinking": {"type": "enabled", "budget_tokens": 1023}}),
+            "thinking.budget_tokens",
+        ),
+        // Base64 may have ASCII whitespace around it, as the document's pattern says; no other.
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "\u{a0}iVBORw0KGgo="}}]}]}),
+            "messages[0].content[0].source.data",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, out) = env.post_json(path, &body).await;
@@ -185,6 +226,14 @@ async fn values_outside_the_document_are_refused() {
         (
             "/v1/responses",
             json!({"model": "llama3.2", "input": "hi", "max_output_tokens": 16.0}),
+        ),
+        // What the document says a role needs: an assistant turn may leave out its content.
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function",
+                    "function": {"name": "f", "arguments": " "}}]},
+                {"role": "tool", "tool_call_id": "c", "content": "18C"}]}),
         ),
         (
             "/chat",
@@ -296,6 +345,85 @@ fn the_document_states_the_limits_the_gateway_applies() {
         let stop = &schemas[request]["properties"]["stop"]["oneOf"];
         assert_eq!(stop[1]["minLength"], 1, "{request}: {stop}");
         assert_eq!(stop[2]["items"]["minLength"], 1, "{request}: {stop}");
+    }
+    // Each role of a chat message says what it needs (the message used to be one object whose
+    // `role` named another component, the admin API's user role).
+    let roles = schemas["ChatMessage"]["oneOf"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let needs_content: Vec<&str> = roles
+        .iter()
+        .filter(|r| {
+            r["required"]
+                .as_array()
+                .is_some_and(|req| req.contains(&json!("content")))
+        })
+        .filter_map(|r| r["properties"]["role"]["enum"][0].as_str())
+        .collect();
+    assert_eq!(needs_content, ["system", "developer", "user"], "{roles:?}");
+    assert_eq!(roles.len(), 6);
+    // Anthropic: a tool call only in an assistant turn, its result only in a user turn; images
+    // as base64 sources; client tools only.
+    let blocks = |name: &str| -> Vec<String> {
+        schemas[name]["oneOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b["allOf"][1]["properties"]["type"]["enum"][0].as_str())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        blocks("AnthropicUserBlock"),
+        [
+            "text",
+            "image",
+            "tool_result",
+            "thinking",
+            "redacted_thinking"
+        ]
+    );
+    assert_eq!(
+        blocks("AnthropicAssistantBlock"),
+        ["text", "image", "tool_use", "thinking", "redacted_thinking"]
+    );
+    assert_eq!(
+        schemas["AnthropicBase64ImageSource"]["properties"]["media_type"]["pattern"],
+        "^image/"
+    );
+    assert_eq!(
+        schemas["AnthropicThinkingConfig"]["oneOf"][0]["properties"]["budget_tokens"]["minimum"],
+        1024
+    );
+    // Responses: at least one item, each of a kind the conversion takes; `background` only
+    // false, `conversation` only null.
+    assert_eq!(schemas["ResponsesInputItems"]["minItems"], 1);
+    assert_eq!(
+        schemas["ResponsesInputItem"]["oneOf"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+    let responses = &schemas["ResponsesRequest"]["properties"];
+    assert_eq!(responses["background"]["enum"], json!([false, null]));
+    assert_eq!(responses["conversation"]["type"], "null");
+    assert_eq!(responses["metadata"]["maxProperties"], 16);
+    // A model's name holds more than whitespace, on every surface.
+    for request in [
+        "ChatCompletionRequest",
+        "CompletionRequest",
+        "EmbeddingRequest",
+        "ResponsesRequest",
+        "AnthropicMessagesRequest",
+        "ChatRequest",
+        "ChatBody",
+        "GenerateBody",
+    ] {
+        assert_eq!(
+            schemas[request]["properties"]["model"]["pattern"], "\\S",
+            "{request}"
+        );
     }
     // Native embeddings without their input are Ollama's load requests, not errors.
     for (request, field) in [("EmbedBody", "input"), ("LegacyEmbeddingsBody", "prompt")] {

@@ -261,6 +261,9 @@ async fn native_bodies_the_document_forbids_are_refused_before_going_upstream() 
             json!({"model": "all-minilm", "input": "hi", "dimensions": 2.5}),
             "dimensions",
         ),
+        // A name of spaces names nothing (Ollama: "model is required", or not found).
+        ("/api/chat", json!({"model": " ", "messages": ask}), "model"),
+        ("/api/show", json!({"name": ""}), "body"),
         // Go's decoder would read this key as `keep_alive`.
         (
             "/api/generate",
