@@ -434,3 +434,95 @@ fn the_document_states_the_limits_the_gateway_applies() {
         assert!(!required.contains(&json!(field)), "{request}: {required:?}");
     }
 }
+
+/// The refusals tests/schemathesis/hooks.py lets stand for schema-valid data, as it checks
+/// them: rules between two fields are a 400 in the surface's own shape naming the field, and
+/// nothing goes upstream; a capability the model lacks is Ollama's 400, passed on in the
+/// surface's shape.
+#[tokio::test]
+async fn rules_between_fields_and_missing_capabilities_are_400s_in_each_surface_shape() {
+    let env = Env::start().await;
+    let ask = json!([{"role": "user", "content": "hi"}]);
+    let function = json!([{"type": "function", "function": {"name": "get_weather"}}]);
+    let flat = json!([{"type": "function", "name": "get_weather"}]);
+    let anthropic = json!([{"name": "get_weather", "input_schema": {"type": "object"}}]);
+    let cross_field = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": ask, "tools": function,
+                "tool_choice": {"type": "function", "function": {"name": "other"}}}),
+            "tool_choice",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": ask, "tool_choice": "required"}),
+            "tool_choice",
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "llama3.2", "input": "hi", "tools": flat,
+                "tool_choice": {"type": "function", "name": "other"}}),
+            "tool_choice",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": ask, "tools": anthropic,
+                "tool_choice": {"type": "tool", "name": "other"}}),
+            "tool_choice.name",
+        ),
+        (
+            "/v1/messages/count_tokens",
+            json!({"model": "llama3.2", "messages": ask, "tool_choice": {"type": "any"}}),
+            "tool_choice",
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "qwen3", "max_tokens": 2048, "messages": ask,
+                "thinking": {"type": "enabled", "budget_tokens": 2048}}),
+            "thinking.budget_tokens",
+        ),
+    ];
+    for (path, body, field) in cross_field {
+        let (status, out) = env.post_json(path, &body).await;
+        assert_eq!(status, 400, "{path} {body}: {out}");
+        if path.starts_with("/v1/messages") {
+            assert_eq!(out["type"], "error", "{out}");
+            assert_eq!(out["error"]["type"], "invalid_request_error", "{out}");
+            let message = out["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with(&format!("{field}: ")), "{out}");
+        } else {
+            assert_eq!(out["error"]["type"], "invalid_request_error", "{out}");
+            assert_eq!(out["error"]["param"], field, "{out}");
+        }
+    }
+    assert_eq!(env.upstream_calls("/api/chat"), 0, "nothing went upstream");
+
+    let capability = [
+        (
+            "/v1/messages",
+            json!({"model": "llama3.2", "max_tokens": 5, "messages": ask, "thinking": {"type": "adaptive"}}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": ask, "reasoning_effort": "high"}),
+        ),
+        (
+            "/chat",
+            json!({"model": "llama3.2", "messages": ask, "think": "low"}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "all-minilm", "prompt": "hi"}),
+        ),
+    ];
+    for (path, body) in capability {
+        let (status, out) = env.post_json(path, &body).await;
+        assert_eq!(status, 400, "{path} {body}: {out}");
+        let message = match path {
+            "/chat" => out["error"].as_str(),
+            _ => out["error"]["message"].as_str(),
+        }
+        .unwrap_or_default();
+        assert!(message.contains("does not support"), "{path}: {out}");
+    }
+}
