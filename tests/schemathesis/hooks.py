@@ -1,7 +1,7 @@
 """Schemathesis hooks for run.sh: the one kind of failure this suite drops, and why.
 
 `positive_data_acceptance` (ST202) sends requests its JSON Schema allows and expects them
-accepted. Two kinds of rule decide a request's fate that no JSON Schema can state, so a
+accepted. Three kinds of rule decide a request's fate that no JSON Schema can state, so a
 request can match its schema and still be rightly refused with 400:
 
 - what the named model can do: Ollama refuses `think` for a model without thinking, tools for
