@@ -1,8 +1,9 @@
 //! Deterministic embeddings: the same text always gets the same unit vector.
 
-/// Dimensions when the request does not ask for a number.
+/// Dimensions when the request does not ask for a number, or asks for one the fake does not
+/// honour (as real Ollama answers its model's whole vector then).
 pub(crate) const DEFAULT_DIMENSIONS: usize = 8;
-/// Largest `dimensions` honoured.
+/// Largest `dimensions` honoured (the fake's vectors are made to measure, up to this length).
 pub(crate) const MAX_DIMENSIONS: usize = 4096;
 
 /// FNV-1a, 64-bit: stable across Rust versions and platforms, unlike `DefaultHasher`.

@@ -99,6 +99,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Rejection> {
     let fields = body.object("ShowRequest")?;
     let name = fields.model_or_name()?;
+    fields.bool("verbose")?;
     if name.is_empty() {
         return Err(Rejection::model_required());
     }
@@ -269,6 +270,7 @@ pub(crate) async fn embed(
 ) -> Result<Response, Rejection> {
     let fields = body.object("EmbedRequest")?;
     let model = fields.str("model")?;
+    fields.keep_alive()?;
     if let Some(response) = address_failure(&state, &headers, model) {
         return Ok(response);
     }
@@ -282,13 +284,13 @@ pub(crate) async fn embed(
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid_input()),
     };
-    let dimensions = match fields.int("dimensions")? {
-        None | Some(0) => embed::DEFAULT_DIMENSIONS,
-        Some(d) => usize::try_from(d)
-            .ok()
-            .filter(|d| *d <= embed::MAX_DIMENSIONS)
-            .ok_or_else(|| Rejection::bad_request(format!("invalid dimensions: {d}")))?,
-    };
+    // Real Ollama (0.24) truncates to `dimensions` when it is shorter than the model's vector,
+    // and answers the whole vector otherwise: for 0, a negative number, or more than it has.
+    let dimensions = fields
+        .int("dimensions")?
+        .and_then(|d| usize::try_from(d).ok())
+        .filter(|d| (1..=embed::MAX_DIMENSIONS).contains(d))
+        .unwrap_or(embed::DEFAULT_DIMENSIONS);
     embedding_model(&state, model).await?;
     if inputs.is_empty() {
         return Ok(reply::ok(&json!({ "model": model, "embeddings": [] })));
@@ -318,6 +320,7 @@ pub(crate) async fn embeddings(
 ) -> Result<Response, Rejection> {
     let fields = body.object("EmbeddingRequest")?;
     let model = fields.str("model")?;
+    fields.keep_alive()?;
     let prompt = fields.str("prompt")?;
     embedding_model(&state, model).await?;
     let embedding: Vec<f64> = if prompt.is_empty() {

@@ -127,16 +127,34 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An integer field.
+    /// An integer field. Go names a number that does not fit an int by its text
+    /// (`number 1.5`); serde_json's rendering of it stands in for the literal.
     pub(crate) fn int(&self, key: &str) -> Result<Option<i64>, Rejection> {
         match self.get(key) {
             None => Ok(None),
-            Some(v @ Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| self.type_error(key, v, "int")),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
+                Rejection::bad_request(format!(
+                    "json: cannot unmarshal number {n} into Go struct field {}.{key} of type int",
+                    self.go_type
+                ))
+            }),
             Some(other) => Err(self.type_error(key, other, "int")),
         }
+    }
+
+    /// `keep_alive`, which Ollama decodes into its own `Duration`: a string or a number; any
+    /// other JSON value is refused in the words of its decoder (Go's `%T` of the value).
+    pub(crate) fn keep_alive(&self) -> Result<Option<&'a Value>, Rejection> {
+        let go_type = match self.get("keep_alive") {
+            None => return Ok(None),
+            Some(value @ (Value::String(_) | Value::Number(_))) => return Ok(Some(value)),
+            Some(Value::Object(_)) => "map[string]interface {}",
+            Some(Value::Array(_)) => "[]interface {}",
+            Some(_) => "bool",
+        };
+        Err(Rejection::bad_request(format!(
+            "Unsupported type: '{go_type}'"
+        )))
     }
 
     /// `model`, falling back to the legacy `name`.

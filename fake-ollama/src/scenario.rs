@@ -303,7 +303,7 @@ impl GenerationRequest {
         Ok(Self {
             endpoint,
             empty_input,
-            unload: is_zero_keep_alive(fields.get("keep_alive")),
+            unload: is_zero_keep_alive(fields.keep_alive()?),
             has_tools: !tools.is_empty(),
             last_role_is_tool,
             has_format: fields.get("format").is_some_and(|f| f.as_str() != Some("")),

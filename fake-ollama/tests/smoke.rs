@@ -438,6 +438,24 @@ async fn show_and_embed_errors() {
     .await
     .expect("json");
     assert_eq!(again["embeddings"][0], vectors[0]);
+    // As real Ollama 0.24: `dimensions` shortens the vector; 0, a negative number or more than
+    // the fake makes gets the whole (default) vector, never an error.
+    for (dimensions, length) in [(4, 4), (0, 8), (-3, 8), (65_535, 8)] {
+        let sized: Value = post(
+            &fake,
+            "/api/embed",
+            json!({ "model": "all-minilm", "input": "a", "dimensions": dimensions }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+        assert_eq!(
+            sized["embeddings"][0].as_array().map(Vec::len),
+            Some(length),
+            "dimensions {dimensions}: {sized}"
+        );
+    }
     let invalid = post(
         &fake,
         "/api/embed",

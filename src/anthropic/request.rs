@@ -4,8 +4,9 @@
 use serde_json::{Map, Value, json};
 
 use super::types::{
-    ContentBlockParam, ImageSource, InputMessage, InputRole, MessageParamContent, MessagesRequest,
-    SystemPrompt, ThinkingConfig, ToolChoice, ToolResultBlock, ToolResultContent,
+    ContentBlockParam, ImageParam, ImageSource, InputMessage, InputRole, MessageParamContent,
+    MessagesRequest, SystemPrompt, TextParam, ThinkingConfig, ThinkingParam, ToolChoice,
+    ToolResultBlock, ToolResultContent, ToolResultParam, ToolUseParam,
 };
 use crate::error::GatewayError;
 use crate::ollama::types::{ChatRequest, Message, ToolCall, ToolCallFunction};
@@ -57,17 +58,20 @@ pub fn chat_request(
             format!("stop_sequences[{i}]: must not be empty"),
         ));
     }
+    // Checked when counting too (the document's minimum), though counting does not think.
+    if let Some(ThinkingConfig::Enabled { budget_tokens }) = &request.thinking
+        && *budget_tokens < 1024
+    {
+        return Err(GatewayError::invalid(
+            "thinking.budget_tokens",
+            format!("thinking.budget_tokens: must be at least 1024 (got {budget_tokens})"),
+        ));
+    }
     let think = match (&request.thinking, purpose) {
         (_, Purpose::CountTokens) | (None, _) => None,
         (Some(ThinkingConfig::Disabled), _) => Some(Value::Bool(false)),
         (Some(ThinkingConfig::Adaptive), _) => Some(Value::Bool(true)),
         (Some(ThinkingConfig::Enabled { budget_tokens }), _) => {
-            if *budget_tokens < 1024 {
-                return Err(GatewayError::invalid(
-                    "thinking.budget_tokens",
-                    format!("thinking.budget_tokens: must be at least 1024 (got {budget_tokens})"),
-                ));
-            }
             if max_tokens.is_some_and(|max| *budget_tokens >= max) {
                 return Err(GatewayError::invalid(
                     "thinking.budget_tokens",
@@ -151,7 +155,7 @@ fn tools(request: &MessagesRequest) -> Result<Option<Vec<Value>>, GatewayError> 
                 ),
             ));
         }
-        if tool.name.trim().is_empty() {
+        if tool.name.is_empty() {
             return Err(GatewayError::invalid(
                 format!("tools[{i}].name"),
                 format!("tools[{i}].name: must not be empty"),
@@ -226,13 +230,15 @@ fn convert_message(
     for (j, block) in blocks.into_iter().enumerate() {
         let at = format!("messages[{i}].content[{j}]");
         match block {
-            ContentBlockParam::Text { text } => texts.push(text),
-            ContentBlockParam::Image { source } => images.push(image(&at, source)?),
-            ContentBlockParam::Thinking { thinking: t, .. } if role == "assistant" => {
+            ContentBlockParam::Text(TextParam { text }) => texts.push(text),
+            ContentBlockParam::Image(ImageParam { source }) => images.push(image(&at, source)?),
+            ContentBlockParam::Thinking(ThinkingParam { thinking: t, .. })
+                if role == "assistant" =>
+            {
                 thinking.push(t);
             }
-            ContentBlockParam::Thinking { .. } | ContentBlockParam::RedactedThinking { .. } => {}
-            ContentBlockParam::ToolUse { id, name, input } => {
+            ContentBlockParam::Thinking(_) | ContentBlockParam::RedactedThinking(_) => {}
+            ContentBlockParam::ToolUse(ToolUseParam { id, name, input }) => {
                 if role != "assistant" {
                     return Err(GatewayError::invalid(
                         at.clone(),
@@ -258,11 +264,11 @@ fn convert_message(
                     },
                 });
             }
-            ContentBlockParam::ToolResult {
+            ContentBlockParam::ToolResult(ToolResultParam {
                 tool_use_id,
                 content,
                 is_error,
-            } => {
+            }) => {
                 if role != "user" {
                     return Err(GatewayError::invalid(
                         at.clone(),

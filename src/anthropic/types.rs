@@ -19,20 +19,21 @@ use utoipa::ToSchema;
 #[schema(as = AnthropicMessagesRequest)]
 pub struct MessagesRequest {
     /// Model to use, as Ollama names it.
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// Most tokens to generate (at least 1).
     #[serde(default, deserialize_with = "crate::openai::types::integral")]
     #[schema(minimum = 1, required = true, nullable = false)]
     pub max_tokens: Option<i64>,
     /// The conversation so far (at least one message).
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, value_type = Vec<super::schemas::InputMessageByRole>)]
     pub messages: Vec<InputMessage>,
     /// System prompt: a string or text blocks.
     #[serde(default)]
     pub system: Option<SystemPrompt>,
-    /// Sequences where generation stops.
+    /// Sequences where generation stops (none of them empty).
     #[serde(default)]
+    #[schema(schema_with = super::schemas::stop_sequences_schema)]
     pub stop_sequences: Option<Vec<String>>,
     /// Sampling temperature.
     #[serde(default)]
@@ -71,9 +72,9 @@ pub struct MessagesRequest {
 #[schema(as = AnthropicCountTokensRequest)]
 #[schema(example = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}))]
 pub struct CountTokensRequest {
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, value_type = Vec<super::schemas::InputMessageByRole>)]
     pub messages: Vec<InputMessage>,
     #[serde(default)]
     pub system: Option<SystemPrompt>,
@@ -104,126 +105,109 @@ pub struct TextBlockParam {
     pub text: String,
 }
 
-/// One message of the conversation.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-#[schema(as = AnthropicInputMessage)]
+/// One message of the conversation (documented by role, as
+/// [`super::schemas::InputMessageByRole`]: which blocks each role may hold).
+#[derive(Clone, Debug, Deserialize)]
 pub struct InputMessage {
     pub role: InputRole,
-    #[serde(deserialize_with = "message_content")]
+    #[serde(deserialize_with = "crate::openai::types::tagged_parts")]
     pub content: MessageParamContent,
 }
 
-/// Whether every block of a block list has a string `type` (serde would read a number as the
-/// variant at that position: `0` is `text`, which the document does not allow).
-fn typed_blocks(value: &Value) -> bool {
-    match value {
-        Value::Array(blocks) => blocks
-            .iter()
-            .all(|block| block.get("type").is_some_and(Value::is_string)),
-        _ => true,
-    }
-}
-
-/// `deserialize_with` for a message's `content` (see [`typed_blocks`]).
-fn message_content<'de, D>(deserializer: D) -> Result<MessageParamContent, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    let value = Value::deserialize(deserializer)?;
-    if !typed_blocks(&value) {
-        return Err(serde::de::Error::custom(
-            "content blocks need a string `type`",
-        ));
-    }
-    serde_json::from_value(value).map_err(serde::de::Error::custom)
-}
-
 /// Who wrote a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[schema(as = AnthropicInputRole)]
 pub enum InputRole {
     User,
     Assistant,
 }
 
 /// A message's content: a string or content blocks.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
-#[schema(as = AnthropicMessageParamContent)]
 pub enum MessageParamContent {
     Text(String),
     Blocks(Vec<ContentBlockParam>),
 }
 
 /// One content block of a request message.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[schema(as = AnthropicContentBlockParam)]
 pub enum ContentBlockParam {
-    /// Text.
-    Text { text: String },
-    /// An image; only `base64` sources are supported.
-    Image { source: ImageSource },
-    /// A tool call the assistant made.
-    ToolUse {
-        id: String,
-        name: String,
-        #[serde(default)]
-        #[schema(value_type = Object)]
-        input: Value,
-    },
-    /// The result of a tool call.
-    ToolResult {
-        tool_use_id: String,
-        #[serde(default, deserialize_with = "tool_result_content")]
-        content: Option<ToolResultContent>,
-        #[serde(default)]
-        is_error: Option<bool>,
-    },
-    /// The assistant's earlier reasoning (replayed; the signature is not checked).
-    Thinking {
-        thinking: String,
-        #[serde(default)]
-        signature: Option<String>,
-    },
-    /// Encrypted reasoning from Anthropic's own models: nothing Ollama can read; dropped.
-    RedactedThinking {
-        #[serde(default)]
-        data: Option<String>,
-    },
+    Text(TextParam),
+    Image(ImageParam),
+    ToolUse(ToolUseParam),
+    ToolResult(ToolResultParam),
+    Thinking(ThinkingParam),
+    RedactedThinking(RedactedThinkingParam),
 }
 
-/// An image source.
+/// A `text` block.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicTextParam)]
+pub struct TextParam {
+    pub text: String,
+}
+
+/// An `image` block; only `base64` sources are supported.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicImageParam)]
+pub struct ImageParam {
+    #[schema(value_type = super::schemas::Base64ImageSource)]
+    pub source: ImageSource,
+}
+
+/// A `tool_use` block: a tool call the assistant made.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicToolUseParam)]
+pub struct ToolUseParam {
+    pub id: String,
+    pub name: String,
+    /// The call's arguments (`null` or absent: none).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub input: Value,
+}
+
+/// A `tool_result` block: the result of a tool call.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicToolResultParam)]
+pub struct ToolResultParam {
+    pub tool_use_id: String,
+    #[serde(default, deserialize_with = "crate::openai::types::tagged_parts")]
+    pub content: Option<ToolResultContent>,
+    #[serde(default)]
+    pub is_error: Option<bool>,
+}
+
+/// A `thinking` block: the assistant's earlier reasoning (replayed; the signature is not
+/// checked).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicThinkingParam)]
+pub struct ThinkingParam {
+    pub thinking: String,
+    #[serde(default)]
+    pub signature: Option<String>,
+}
+
+/// A `redacted_thinking` block: encrypted reasoning from Anthropic's own models, nothing
+/// Ollama can read; dropped.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = AnthropicRedactedThinkingParam)]
+pub struct RedactedThinkingParam {
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+/// An image source. Only `base64` is documented
+/// ([`super::schemas::Base64ImageSource`]); `url` is read to be refused by name.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[schema(as = AnthropicImageSource)]
 pub enum ImageSource {
     /// `{"type":"base64","media_type":"image/png","data":"..."}`
     Base64 { media_type: String, data: String },
     /// A remote image: refused, the gateway does not fetch URLs on a client's behalf.
-    Url { url: String },
-}
-
-/// `deserialize_with` for `tool_result.content`: serde reads a block's `type` given as a number
-/// as the variant at that position (`0` is `text`), which the document does not allow.
-fn tool_result_content<'de, D>(deserializer: D) -> Result<Option<ToolResultContent>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    match Option::<Value>::deserialize(deserializer)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => {
-            if !typed_blocks(&value) {
-                return Err(serde::de::Error::custom(
-                    "tool_result content blocks need a string `type`",
-                ));
-            }
-            serde_json::from_value(value)
-                .map(Some)
-                .map_err(serde::de::Error::custom)
-        }
-    }
+    Url {},
 }
 
 /// `tool_result.content`: a string or text/image blocks.
@@ -240,8 +224,13 @@ pub enum ToolResultContent {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[schema(as = AnthropicToolResultBlock)]
 pub enum ToolResultBlock {
-    Text { text: String },
-    Image { source: ImageSource },
+    Text {
+        text: String,
+    },
+    Image {
+        #[schema(value_type = super::schemas::Base64ImageSource)]
+        source: ImageSource,
+    },
 }
 
 /// A client tool.
@@ -250,8 +239,9 @@ pub enum ToolResultBlock {
 pub struct ToolDefinition {
     /// `custom` or absent; server tools (`web_search_...`, `bash_...`) are refused.
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::CustomToolType>)]
     pub r#type: Option<String>,
-    #[schema(example = "get_weather")]
+    #[schema(example = "get_weather", min_length = 1)]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -292,7 +282,11 @@ pub enum ToolChoice {
 #[schema(as = AnthropicThinkingConfig)]
 pub enum ThinkingConfig {
     /// Think; `budget_tokens` must be at least 1024 and below `max_tokens`.
-    Enabled { budget_tokens: i64 },
+    Enabled {
+        #[serde(deserialize_with = "crate::openai::types::required_integral")]
+        #[schema(minimum = 1024)]
+        budget_tokens: i64,
+    },
     /// Think as much as the model wants.
     Adaptive,
     /// Do not think.

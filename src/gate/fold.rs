@@ -35,6 +35,27 @@ pub fn go_matches(key: &str, name: &str) -> bool {
     name.next().is_none()
 }
 
+/// The field of `fields` that Go's decoder would fill from `key` although `key` is not spelled
+/// exactly like it (`None` for an exact name, or a key no field matches).
+pub fn variant_of<'f>(key: &str, fields: &[&'f str]) -> Option<&'f str> {
+    if fields.contains(&key) {
+        return None;
+    }
+    fields.iter().copied().find(|field| go_matches(key, field))
+}
+
+/// The 400 for `key`, another spelling of `field`; `path` is where the field stands
+/// (`messages[0].role`, or the field itself at the top of a body).
+pub fn variant_refusal(path: &str, key: &str, field: &str) -> GatewayError {
+    GatewayError::invalid(
+        path,
+        format!(
+            "{path}: the key {key:?} would be read by Ollama as `{field}`; field names are \
+             case-sensitive here, spell it `{field}`"
+        ),
+    )
+}
+
 /// Refuse the first key that Go would read as one of `fields` but that is not spelled exactly
 /// like it (400 naming the field). `fields` are the names whose values the gateway checks.
 pub fn refuse_variants<'k>(
@@ -42,17 +63,8 @@ pub fn refuse_variants<'k>(
     fields: &[&str],
 ) -> Result<(), GatewayError> {
     for key in keys {
-        if fields.contains(&key.as_str()) {
-            continue;
-        }
-        if let Some(field) = fields.iter().find(|field| go_matches(key, field)) {
-            return Err(GatewayError::invalid(
-                *field,
-                format!(
-                    "{field}: the key {key:?} would be read by Ollama as `{field}`; field names \
-                     are case-sensitive here, spell it `{field}`"
-                ),
-            ));
+        if let Some(field) = variant_of(key, fields) {
+            return Err(variant_refusal(field, key, field));
         }
     }
     Ok(())

@@ -3,3 +3,4 @@
 pub mod paths;
 pub mod schemas;
 pub mod types;
+pub mod validate;

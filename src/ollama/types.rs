@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct ChatRequest {
     /// Model name, e.g. `llama3.2` or `llama3.2:latest`.
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The conversation so far (`/chat` needs at least one message).
     #[schema(min_items = 1)]
@@ -44,7 +44,11 @@ pub struct ChatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
     /// How many alternatives per token (0-20).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::openai::types::integral"
+    )]
     #[schema(maximum = 20)]
     pub top_logprobs: Option<u32>,
     /// Any other field a native client sent, forwarded untouched.
@@ -93,10 +97,16 @@ pub struct ToolCall {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct ToolCallFunction {
     /// Position reported by the model's parser; unreliable, the gateway renumbers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::openai::types::integral"
+    )]
+    #[schema(maximum = 4_294_967_295_u32)]
     pub index: Option<u32>,
     pub name: String,
-    /// Arguments as a JSON object (Ollama's form; a string of JSON is accepted and read as one).
+    /// Arguments as a JSON object. (Some models' parsers hand Ollama's answer the JSON text of
+    /// one, which the gateway reads as the object; a request must send the object.)
     #[serde(
         default,
         deserialize_with = "crate::openai::types::object_or_text_value"

@@ -291,6 +291,8 @@ impl Sampling {
     }
 }
 
+/// `model` must name something: not empty, not only whitespace (Ollama answers "model is
+/// required" for a name of spaces; the document's `pattern: \S` says it).
 pub(crate) fn check_model(model: &str) -> Result<(), GatewayError> {
     if model.trim().is_empty() {
         return Err(GatewayError::invalid("model", "model: must not be empty"));
@@ -515,17 +517,10 @@ fn messages(messages: Vec<ChatMessage>) -> Result<Vec<Message>, GatewayError> {
             .into_iter()
             .enumerate()
         {
-            let raw = call.function.arguments.unwrap_or_default();
-            let arguments = if raw.trim().is_empty() {
-                Value::Object(Map::new())
-            } else {
-                serde_json::from_str(&raw).map_err(|_| {
-                    GatewayError::invalid(
-                        format!("messages[{i}].tool_calls[{j}].function.arguments"),
-                        format!("messages[{i}].tool_calls[{j}].function.arguments: not valid JSON"),
-                    )
-                })?
-            };
+            let arguments = arguments_object(
+                &format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                &call.function.arguments.unwrap_or_default(),
+            )?;
             tool_calls.push(ToolCall {
                 id: call.id,
                 function: ToolCallFunction {
@@ -595,6 +590,22 @@ fn content_and_images(
     Ok((texts.join("\n"), images))
 }
 
+/// A tool call's `arguments` (the JSON text of an object, or nothing) → the object Ollama
+/// takes. Other JSON (`0`, `[1]`) is refused too: Ollama refuses arguments that are not an
+/// object.
+pub(crate) fn arguments_object(param: &str, raw: &str) -> Result<Value, GatewayError> {
+    if raw.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    match serde_json::from_str(raw) {
+        Ok(object @ Value::Object(_)) => Ok(object),
+        _ => Err(GatewayError::invalid(
+            param,
+            format!("{param}: must be the JSON text of an object"),
+        )),
+    }
+}
+
 /// `data:image/<any>;base64,<data>` → the base64 payload, checked.
 pub(crate) fn image_from_data_url(param: &str, url: &str) -> Result<String, GatewayError> {
     if url.starts_with("http://") || url.starts_with("https://") {
@@ -630,8 +641,26 @@ pub(crate) fn image_from_data_url(param: &str, url: &str) -> Result<String, Gate
     Ok(data.to_owned())
 }
 
+/// What [`check_base64`] takes, as a regular expression: standard base64 with its padding and
+/// no stray bits in its last character, not empty, ASCII whitespace around it allowed.
+macro_rules! base64_regex {
+    () => {
+        "[\\t\\n\\f\\r ]*(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)[\\t\\n\\f\\r ]*"
+    };
+}
+
+/// The document's `pattern` for base64 data ([`check_base64`]).
+pub const BASE64_PATTERN: &str = concat!("^", base64_regex!(), "$");
+
+/// The document's `pattern` for an image `data:` URL ([`image_from_data_url`]): an `image/*`
+/// type or none, then `;base64,` and the data.
+pub const DATA_IMAGE_URL_PATTERN: &str =
+    concat!("^data:(?:image/[^,]*)?;base64,", base64_regex!(), "$");
+
 pub(crate) fn check_base64(param: &str, data: &str) -> Result<(), GatewayError> {
-    let decoded = base64::engine::general_purpose::STANDARD.decode(data.trim());
+    // ASCII whitespace only, as the pattern says (`str::trim` would take Unicode's too).
+    let data = data.trim_matches(|c: char| c.is_ascii_whitespace());
+    let decoded = base64::engine::general_purpose::STANDARD.decode(data);
     match decoded {
         Ok(bytes) if !bytes.is_empty() => Ok(()),
         _ => Err(GatewayError::invalid(

@@ -40,6 +40,27 @@ where
     }
 }
 
+/// `deserialize_with` for content given as a string or an array of parts tagged by `type`:
+/// serde reads a `type` given as a number as the variant at that position (`0` is the first),
+/// which the document does not allow, so every part must have a string `type`.
+pub fn tagged_parts<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    if let Value::Array(parts) = &value
+        && !parts
+            .iter()
+            .all(|part| part.get("type").is_some_and(Value::is_string))
+    {
+        return Err(serde::de::Error::custom(
+            "content parts need a string `type`",
+        ));
+    }
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
+}
+
 /// `deserialize_with` for a JSON value that must be an object when present (with
 /// `#[serde(default)]`, an absent field stays `null`).
 pub fn object_value<'de, D>(deserializer: D) -> Result<Value, D::Error>
@@ -68,26 +89,39 @@ where
 }
 
 /// `deserialize_with` for an optional integer: JSON Schema's `integer` includes numbers with
-/// a zero fraction (`7.0`), which serde's integer types refuse.
-pub fn integral<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+/// a zero fraction (`7.0`), which serde's integer types refuse. The integer must fit `T`.
+pub fn integral<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
 {
     let expected = || serde::de::Error::custom("expected an integer");
-    match Option::<Value>::deserialize(deserializer)? {
-        None | Some(Value::Null) => Ok(None),
+    let int = match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(number)) => match (number.as_i64(), number.as_f64()) {
-            (Some(int), _) => Ok(Some(int)),
+            (Some(int), _) => int,
             // Within ±2^53 every integral f64 is exact, and the cast is lossless.
             (None, Some(float))
                 if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 =>
             {
-                Ok(Some(float as i64))
+                float as i64
             }
-            _ => Err(expected()),
+            _ => return Err(expected()),
         },
-        Some(_) => Err(expected()),
-    }
+        Some(_) => return Err(expected()),
+    };
+    T::try_from(int)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("integer {int} is out of range")))
+}
+
+/// [`integral`] for an integer that must be there.
+pub fn required_integral<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    integral(deserializer)?.ok_or_else(|| serde::de::Error::custom("expected an integer"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,10 +134,10 @@ where
 #[schema(example = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}))]
 pub struct ChatCompletionRequest {
     /// Model to use, as Ollama names it.
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The conversation so far (at least one message).
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, value_type = Vec<super::schemas::ChatMessageByRole>)]
     pub messages: Vec<ChatMessage>,
     /// Stream the answer as server-sent events.
     #[serde(default)]
@@ -113,11 +147,11 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     /// Maximum number of tokens to generate (deprecated by OpenAI in favour of
     /// `max_completion_tokens`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1)]
     pub max_tokens: Option<i64>,
     /// Maximum number of tokens to generate; wins over `max_tokens`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1)]
     pub max_completion_tokens: Option<i64>,
     /// Sampling temperature.
@@ -129,7 +163,7 @@ pub struct ChatCompletionRequest {
     #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
     /// Seed for reproducible sampling.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub seed: Option<i64>,
     /// Up to four sequences where generation stops.
     #[serde(default)]
@@ -160,15 +194,15 @@ pub struct ChatCompletionRequest {
     #[serde(default)]
     pub logprobs: Option<bool>,
     /// Alternatives per token (needs `logprobs`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 0, maximum = 20)]
     pub top_logprobs: Option<i64>,
     /// Number of choices; only 1 is supported.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 1)]
     pub n: Option<i64>,
     /// Ollama extension: top-k sampling.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub top_k: Option<i64>,
     /// Ollama extension: min-p sampling.
@@ -176,7 +210,7 @@ pub struct ChatCompletionRequest {
     #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f64>,
     /// Ollama extension: context window size.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub num_ctx: Option<i64>,
     /// Ollama extension: repetition penalty.
@@ -212,13 +246,14 @@ pub struct ReasoningOptions {
     pub effort: Option<String>,
 }
 
-/// One message in a chat request.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+/// One message in a chat request (documented by role, as
+/// [`super::schemas::ChatMessageByRole`]).
+#[derive(Clone, Debug, Deserialize)]
 pub struct ChatMessage {
     /// Who wrote the message.
     pub role: Role,
     /// Text, or an array of content parts; may be null for assistant tool-call turns.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tagged_parts")]
     pub content: Option<MessageContent>,
     /// Author name; for `tool` messages, the tool's name.
     #[serde(default)]
@@ -240,6 +275,7 @@ pub struct ChatMessage {
 /// Message roles. `developer` is treated as `system`; `function` is OpenAI's legacy tool role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ChatRole)]
 pub enum Role {
     System,
     Developer,
@@ -274,11 +310,12 @@ pub enum ContentPart {
 #[serde(untagged)]
 pub enum ImageUrl {
     Object {
-        /// `data:image/png;base64,...`
+        #[schema(value_type = super::schemas::DataImageUrl)]
         url: String,
         #[serde(default)]
         detail: Option<String>,
     },
+    #[schema(value_type = super::schemas::DataImageUrl)]
     Bare(String),
 }
 
@@ -295,6 +332,7 @@ impl ImageUrl {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct InputAudio {
     /// Base64 audio.
+    #[schema(value_type = super::schemas::Base64Data)]
     pub data: String,
     #[serde(default)]
     pub format: Option<String>,
@@ -315,6 +353,7 @@ pub struct MessageToolCall {
 pub struct MessageToolCallFunction {
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::JsonObjectText>)]
     pub arguments: Option<String>,
 }
 
@@ -532,6 +571,7 @@ pub struct TokenLogprob {
 
 /// An alternative token.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = TokenTopLogprob)]
 pub struct TopLogprob {
     pub token: String,
     pub logprob: f64,
@@ -626,7 +666,7 @@ pub struct CompletionSseEvent {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "llama3.2", "prompt": "Once upon a time"}))]
 pub struct CompletionRequest {
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The prompt: a string, or an array holding one string.
     #[schema(schema_with = prompt_schema)]
@@ -637,7 +677,7 @@ pub struct CompletionRequest {
     pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1)]
     pub max_tokens: Option<i64>,
     #[serde(default)]
@@ -646,7 +686,7 @@ pub struct CompletionRequest {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     pub seed: Option<i64>,
     #[serde(default)]
     #[schema(schema_with = stop_schema)]
@@ -658,26 +698,26 @@ pub struct CompletionRequest {
     #[schema(minimum = -2, maximum = 2)]
     pub presence_penalty: Option<f64>,
     /// Number of top alternatives to return per token (0-5 in OpenAI; up to 20 here).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 0, maximum = 20)]
     pub logprobs: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 1)]
     pub n: Option<i64>,
     /// Put the prompt in front of the answer.
     #[serde(default)]
     pub echo: Option<bool>,
     /// Only 1 is supported.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 1)]
     pub best_of: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub top_k: Option<i64>,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1)]
     pub min_p: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub num_ctx: Option<i64>,
     #[serde(default)]
@@ -796,7 +836,7 @@ pub struct CompletionLogprobs {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "all-minilm", "input": "Why is the sky blue?"}))]
 pub struct EmbeddingRequest {
-    #[schema(example = "all-minilm", min_length = 1)]
+    #[schema(example = "all-minilm", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// A string or an array of strings (token arrays are not supported by Ollama).
     #[schema(schema_with = embedding_input_schema)]
@@ -805,7 +845,7 @@ pub struct EmbeddingRequest {
     #[serde(default)]
     pub encoding_format: Option<EncodingFormat>,
     /// Truncate the output vectors to this many dimensions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(minimum = 1, maximum = 65536)]
     pub dimensions: Option<i64>,
     #[serde(default)]

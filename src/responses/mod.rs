@@ -2,6 +2,7 @@
 //! Ollama's `/api/chat`.
 //!
 //! - [`types`]: request and response types.
+//! - [`schemas`]: document-only shapes (the input items and parts the conversion takes).
 //! - [`request`]: validate a Responses request and build the native one, plus the [`Echo`] of
 //!   request fields every response object repeats.
 //! - [`response`]: a native answer → a `response` object.
@@ -18,6 +19,7 @@
 
 pub mod request;
 pub mod response;
+pub mod schemas;
 pub mod stored;
 pub mod stream;
 pub mod types;

@@ -14,7 +14,8 @@ use super::types::{
 use crate::error::GatewayError;
 use crate::ollama::types::{ChatRequest, Message, ToolCall, ToolCallFunction};
 use crate::openai::request::{
-    Sampling, check_max_tokens, check_model, image_from_data_url, native_tool, think_from_effort,
+    Sampling, arguments_object, check_max_tokens, check_model, image_from_data_url, native_tool,
+    think_from_effort,
 };
 
 /// The request fields every response object repeats (and a store would keep).
@@ -239,7 +240,7 @@ fn select_tools(
                 format!("tools[{i}].parameters: must be a JSON schema object"),
             ));
         }
-        match tool.name.as_deref().map(str::trim) {
+        match tool.name.as_deref() {
             Some(name) if !name.is_empty() => names.push(name),
             _ => {
                 return Err(GatewayError::invalid(
@@ -309,7 +310,16 @@ fn convert_items(
     // Whether the last native message may take more tool calls (an assistant turn in progress).
     let mut assistant_open = false;
     for (i, item) in items.into_iter().enumerate() {
-        let kind = item.get("type").and_then(Value::as_str).map(str::to_owned);
+        let kind = match item.get("type") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(kind)) => Some(kind.clone()),
+            Some(_) => {
+                return Err(GatewayError::invalid(
+                    format!("input[{i}].type"),
+                    format!("input[{i}].type: must be a string"),
+                ));
+            }
+        };
         match kind.as_deref() {
             None | Some("message") => {
                 let message: MessageItem = parse_item(i, Value::Object(item))?;
@@ -319,16 +329,8 @@ fn convert_items(
             }
             Some("function_call") => {
                 let call: FunctionCallItem = parse_item(i, Value::Object(item))?;
-                let arguments = if call.arguments.trim().is_empty() {
-                    Value::Object(Map::new())
-                } else {
-                    serde_json::from_str(&call.arguments).map_err(|_| {
-                        GatewayError::invalid(
-                            format!("input[{i}].arguments"),
-                            format!("input[{i}].arguments: not valid JSON"),
-                        )
-                    })?
-                };
+                let arguments =
+                    arguments_object(&format!("input[{i}].arguments"), &call.arguments)?;
                 let tool_call = ToolCall {
                     id: Some(call.call_id),
                     function: ToolCallFunction {

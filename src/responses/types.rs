@@ -12,10 +12,11 @@ use utoipa::ToSchema;
 #[schema(example = json!({"model": "llama3.2", "input": "Why is the sky blue?"}))]
 pub struct ResponsesRequest {
     /// Model to use, as Ollama names it.
-    #[schema(example = "llama3.2", min_length = 1)]
+    #[schema(example = "llama3.2", min_length = 1, pattern = "\\S")]
     pub model: String,
     /// A string (one user message) or a list of items: messages (`input_text`,
     /// `input_image` parts), `function_call`, `function_call_output`, `reasoning`.
+    #[schema(value_type = super::schemas::Input)]
     pub input: ResponseInput,
     /// A system message put in front of the input.
     #[serde(default)]
@@ -33,7 +34,7 @@ pub struct ResponsesRequest {
     #[serde(default, deserialize_with = "crate::openai::types::object_only")]
     pub reasoning: Option<ReasoningConfig>,
     /// Most tokens to generate.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::openai::types::integral")]
     #[schema(minimum = 1)]
     pub max_output_tokens: Option<i64>,
     #[serde(default)]
@@ -47,7 +48,7 @@ pub struct ResponsesRequest {
     pub stream: Option<bool>,
     /// Up to 16 string pairs, echoed in the response.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::schemas::metadata_schema)]
     pub metadata: Option<Map<String, Value>>,
     /// Keep the response (default true, as OpenAI) for `GATEWAY_RESPONSES_TTL`, for
     /// `GET`/`DELETE /v1/responses/{id}` and `previous_response_id`; `false` keeps nothing.
@@ -58,22 +59,47 @@ pub struct ResponsesRequest {
     /// not stored or another key's: 404.
     #[serde(default)]
     pub previous_response_id: Option<String>,
-    /// Refused: the gateway keeps no conversations.
+    /// Only `null` (or absent): the gateway keeps no conversations, so any other value is
+    /// refused.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = null_only_schema)]
     pub conversation: Option<Value>,
-    /// Only `false` (or absent): the gateway answers while the client waits.
+    /// Only `false` or `null` (or absent): the gateway answers while the client waits.
     #[serde(default)]
+    #[schema(schema_with = false_only_schema)]
     pub background: Option<bool>,
     /// Echoed; Ollama decides how many calls a turn makes.
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
 }
 
-/// `input`: a string or a list of items.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+/// `conversation`, which the gateway takes only as `null`.
+fn null_only_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Null)
+        .description(Some(
+            "Only `null` (or absent): the gateway keeps no conversations; send the whole \
+             conversation in `input`, or use `previous_response_id`.",
+        ))
+        .into()
+}
+
+/// `background`, which the gateway takes only as `false` (or `null`).
+fn false_only_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Boolean, Type::Null]))
+        .enum_values(Some([Value::Bool(false), Value::Null]))
+        .description(Some(
+            "Only `false` or `null` (or absent): the gateway answers while the client waits.",
+        ))
+        .into()
+}
+
+/// `input`: a string or a list of items (documented as [`super::schemas::Input`]).
+#[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
-#[schema(as = ResponsesInput)]
 pub enum ResponseInput {
     Text(String),
     Items(Vec<Map<String, Value>>),
@@ -83,6 +109,7 @@ pub enum ResponseInput {
 #[derive(Clone, Debug, Deserialize)]
 pub struct MessageItem {
     pub role: ItemRole,
+    #[serde(deserialize_with = "crate::openai::types::tagged_parts")]
     pub content: ItemContent,
 }
 
@@ -142,6 +169,7 @@ pub struct FunctionCallItem {
 #[derive(Clone, Debug, Deserialize)]
 pub struct FunctionCallOutputItem {
     pub call_id: String,
+    #[serde(deserialize_with = "crate::openai::types::tagged_parts")]
     pub output: FunctionOutput,
 }
 
@@ -176,10 +204,15 @@ pub struct TextPart {
 #[schema(as = ResponsesFunctionTool)]
 pub struct FunctionTool {
     /// Only `function` is supported.
-    #[schema(example = "function")]
+    #[schema(value_type = super::schemas::FunctionKind)]
     pub r#type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "get_weather")]
+    #[schema(
+        example = "get_weather",
+        min_length = 1,
+        required = true,
+        nullable = false
+    )]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,

@@ -41,7 +41,7 @@ type MessagesResult = Result<Response, AnthropicError>;
     responses(
         (status = 200, description = "The message; with `stream: true`, `text/event-stream` of named events (`message_start`, `content_block_start`, `content_block_delta`, `content_block_stop`, `message_delta`, `message_stop`, `ping`; `error` on failure)", body = Message,
             content((Message = "application/json"), (MessagesSseEvent = "text/event-stream"))),
-        (status = 400, description = "Invalid request", body = AnthropicErrorBody),
+        (status = 400, description = "Invalid request: a value the schema does not allow, `tool_choice` naming a tool not in `tools` (or `any` with no tools), `thinking.budget_tokens` not below `max_tokens`, or Ollama's refusal for the model (`thinking` for a model without thinking, tools for a model without tools, chat with an embedding model); the message starts with the field", body = AnthropicErrorBody),
         (status = 401, description = "Missing or invalid API key", body = AnthropicErrorBody),
         (status = 403, description = "Model not allowed for this key", body = AnthropicErrorBody),
         (status = 404, description = "Model not found", body = AnthropicErrorBody),
@@ -149,7 +149,7 @@ fn write_events(translator: &mut MessagesStream, line: ChatResponse, out: &mut B
     ),
     responses(
         (status = 200, description = "The prompt's token count", body = TokenCount),
-        (status = 400, description = "Invalid request", body = AnthropicErrorBody),
+        (status = 400, description = "Invalid request: a value the schema does not allow, `tool_choice` naming a tool not in `tools` (or `any` with no tools), or Ollama's refusal for the model (chat with an embedding model); the message starts with the field", body = AnthropicErrorBody),
         (status = 401, description = "Missing or invalid API key", body = AnthropicErrorBody),
         (status = 403, description = "Model not allowed for this key", body = AnthropicErrorBody),
         (status = 404, description = "Model not found", body = AnthropicErrorBody),

@@ -8,7 +8,7 @@
 //! paths from keys that are not admin keys; the administrative endpoints (pull, push, delete,
 //! copy, create, blobs) are refused unless enabled, and then only for keys marked admin.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -25,8 +25,9 @@ use crate::gate::keys::Caller;
 use crate::http::audit::Audit;
 use crate::http::extract::read_body;
 use crate::http::stream::PassthroughBody;
-use crate::ollama::schemas::{EmbedBody, GenerateBody, LegacyEmbeddingsBody, ShowBody};
-use crate::ollama::types::{ChatRequest, TagsResponse};
+use crate::ollama::schemas::{ChatBody, EmbedBody, GenerateBody, LegacyEmbeddingsBody, ShowBody};
+use crate::ollama::types::TagsResponse;
+use crate::ollama::validate::BodySchema;
 use crate::state::AppState;
 use crate::upstream::{Forwarded, Upstream, forwarded_headers};
 
@@ -81,6 +82,18 @@ const CREATE: ModelFields = ModelFields {
     unchecked: &["modelfile", "path"],
 };
 
+/// How a route checks, sends and answers a JSON body.
+struct Route {
+    /// Where the body names models.
+    models: &'static ModelFields,
+    /// The body's schema in the document, checked before the body goes upstream (the
+    /// administrative bodies are documented as any object, and have none).
+    schema: Option<&'static BodySchema>,
+    answer: Answer,
+    /// An administrative endpoint: sent to the backend the request names.
+    admin: bool,
+}
+
 macro_rules! model_route {
     ($name:ident, $path:literal, $summary:literal, $body:ty) => {
         model_route!($name, $path, $summary, $body, Answer::Passthrough);
@@ -89,11 +102,11 @@ macro_rules! model_route {
         #[doc = $summary]
         #[utoipa::path(
             post, path = $path, tag = "Ollama native", operation_id = concat!("native_", stringify!($name)),
-            request_body(content = $body, description = "Ollama's native request, forwarded as sent"),
+            request_body(content = $body, description = "Ollama's native request: checked against this schema (fields it does not name pass unchecked), then forwarded as sent"),
             responses(
                 (status = 200, description = "Ollama's native answer; `application/x-ndjson` lines when streaming (Ollama streams unless `stream` is false)",
                     content((Object = "application/json"), (Object = "application/x-ndjson"))),
-                (status = 400, description = "Invalid request", body = OllamaErrorBody),
+                (status = 400, description = "The body does not match its schema (refused by the gateway, naming the field; nothing goes upstream), or Ollama refused it, e.g. for a model that cannot do what the request asks (`think` on a model without thinking, tools on a model without tools, chat or generate on an embedding model)", body = OllamaErrorBody),
                 (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
                 (status = 403, description = "Model not allowed for this key", body = OllamaErrorBody),
                 (status = 404, description = "Model not found", body = OllamaErrorBody),
@@ -113,12 +126,19 @@ macro_rules! model_route {
             Extension(audit): Extension<Audit>,
             req: Request,
         ) -> NativeResult {
-            forward_with_model(state, caller, audit, req, &MODEL, $answer, false).await
+            static SCHEMA: LazyLock<BodySchema> = LazyLock::new(BodySchema::of::<$body>);
+            let route = Route {
+                models: &MODEL,
+                schema: Some(&SCHEMA),
+                answer: $answer,
+                admin: false,
+            };
+            forward_with_model(state, caller, audit, req, &route).await
         }
     };
 }
 
-model_route!(chat, "/api/chat", "Chat (native).", ChatRequest);
+model_route!(chat, "/api/chat", "Chat (native).", ChatBody);
 model_route!(
     generate,
     "/api/generate",
@@ -246,7 +266,13 @@ macro_rules! admin_route {
             req: Request,
         ) -> NativeResult {
             admin_allowed(&state, &caller)?;
-            forward_with_model(state, caller, audit, req, &$fields, Answer::Passthrough, true).await
+            let route = Route {
+                models: &$fields,
+                schema: None,
+                answer: Answer::Passthrough,
+                admin: true,
+            };
+            forward_with_model(state, caller, audit, req, &route).await
         }
     };
 }
@@ -372,43 +398,25 @@ async fn forward_blob(
     .await
 }
 
-/// Read the body, check every model it names (see [`ModelFields`]) against the allowlist,
-/// forward it unchanged.
+/// Read the body, check every model it names (see [`ModelFields`]) against the allowlist and
+/// the body against its documented schema, and forward it (as sent, unless the schema check
+/// wrote an integral number such as `7.0` as the integer Ollama's Go decoder takes).
 async fn forward_with_model(
     state: AppState,
     caller: Arc<Caller>,
     audit: Audit,
     req: Request,
-    fields: &ModelFields,
-    answer: Answer,
-    admin: bool,
+    route: &Route,
 ) -> NativeResult {
     let (parts, body) = req.into_parts();
-    let bytes = read_body(Request::from_parts(parts.clone(), body), &()).await?;
+    let mut bytes = read_body(Request::from_parts(parts.clone(), body), &()).await?;
     // A body that is not a JSON object names no model to check and is never forwarded, for
     // any caller: Ollama would refuse it too, but only after it had taken a backend's slot.
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(GatewayError::invalid("body", "missing request body").into());
     }
-    let model = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(body)) => {
-            if let Some(key) = body.keys().find(|key| {
-                fields
-                    .unchecked
-                    .iter()
-                    .any(|unchecked| crate::gate::fold::go_matches(key, unchecked))
-            }) {
-                return Err(GatewayError::invalid(
-                    key.clone(),
-                    format!(
-                        "{key}: not accepted by this gateway (the models a Modelfile names \
-                         cannot be checked); use `from` and `files`"
-                    ),
-                )
-                .into());
-            }
-            state.gate.check_body_models(&caller, &body, fields.names)?
-        }
+    let body = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(body)) => body,
         Ok(_) => {
             return Err(
                 GatewayError::invalid("body", "the request body must be a JSON object").into(),
@@ -422,6 +430,31 @@ async fn forward_with_model(
             .into());
         }
     };
+    let fields = route.models;
+    if let Some(key) = body.keys().find(|key| {
+        fields
+            .unchecked
+            .iter()
+            .any(|unchecked| crate::gate::fold::go_matches(key, unchecked))
+    }) {
+        return Err(GatewayError::invalid(
+            key.clone(),
+            format!(
+                "{key}: not accepted by this gateway (the models a Modelfile names cannot be \
+                 checked); use `from` and `files`"
+            ),
+        )
+        .into());
+    }
+    let model = state.gate.check_body_models(&caller, &body, fields.names)?;
+    if let Some(schema) = route.schema {
+        let mut body = Value::Object(body);
+        if schema.check(&mut body)? {
+            bytes = serde_json::to_vec(&body)
+                .map_err(|_| GatewayError::Internal)?
+                .into();
+        }
+    }
     match &model {
         Some(model) => audit.set_model(model),
         // A JSON object without a model: nothing can be checked, so refuse when anything is
@@ -436,8 +469,9 @@ async fn forward_with_model(
         }
         None => {}
     }
+    let answer = route.answer;
     let target = match &model {
-        _ if admin => Target::Named(&parts.headers),
+        _ if route.admin => Target::Named(&parts.headers),
         Some(model) if answer == Answer::Show => Target::About(model),
         Some(model) => Target::Model(model),
         None => Target::Any,

@@ -37,7 +37,7 @@ use crate::upstream::Forwarded;
     responses(
         (status = 200, description = "The response object; with `stream: true`, `text/event-stream` of typed events with `sequence_number` (`response.created` ... `response.completed`, `response.incomplete`; `error` and `response.failed` on failure)", body = crate::responses::types::Response,
             content((crate::responses::types::Response = "application/json"), (ResponsesSseEvent = "text/event-stream"))),
-        (status = 400, description = "Invalid request (also `previous_response_id` when the gateway stores no responses, `GATEWAY_RESPONSES_TTL=0`)", body = OpenAiErrorBody),
+        (status = 400, description = "Invalid request: a value the schema does not allow, `tool_choice` naming a function not in `tools` (or `required` with no tools), a `function_call` item whose `arguments` are not the JSON text of an object, `previous_response_id` when the gateway stores no responses (`GATEWAY_RESPONSES_TTL=0`), or Ollama's refusal for the model (`reasoning.effort` for a model without thinking, tools for a model without tools, chat with an embedding model); `param` names the field", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
         (status = 404, description = "Model not found, or `previous_response_id` names no stored response of this key (code `previous_response_not_found`)", body = OpenAiErrorBody),

@@ -48,7 +48,7 @@ pub async fn models(
     responses(
         (status = 200, description = "Ollama's chat answer; with streaming, `application/x-ndjson` lines", body = ChatResponse,
             content((ChatResponse = "application/json"), (ChatResponse = "application/x-ndjson"))),
-        (status = 400, description = "Invalid request", body = OllamaErrorBody),
+        (status = 400, description = "The body does not match its schema (refused by the gateway, naming the field; nothing goes upstream), or Ollama refused it, e.g. for a model that cannot do what the request asks (`think` on a model without thinking, tools on a model without tools, chat on an embedding model)", body = OllamaErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OllamaErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OllamaErrorBody),
         (status = 404, description = "Model not found", body = OllamaErrorBody),
@@ -169,6 +169,19 @@ fn validate_chat(body: &ChatRequest) -> Result<(), GatewayError> {
                     "messages[{i}].role: '{}' is not one of system, user, assistant, tool",
                     message.role
                 ),
+            ));
+        }
+        // Answers may carry arguments as the JSON text of an object (the parse takes it), but
+        // Ollama refuses that text in a request: the document says an object.
+        if let Some(j) = message
+            .tool_calls
+            .iter()
+            .position(|call| call.function.arguments.is_string())
+        {
+            let field = format!("messages[{i}].tool_calls[{j}].function.arguments");
+            return Err(GatewayError::invalid(
+                field.clone(),
+                format!("{field}: must be an object, not a string"),
             ));
         }
     }

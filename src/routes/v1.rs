@@ -36,7 +36,7 @@ type V1Result = Result<Response, OpenAiError>;
     responses(
         (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`", body = ChatCompletion,
             content((ChatCompletion = "application/json"), (ChatCompletionSseEvent = "text/event-stream"))),
-        (status = 400, description = "Invalid request", body = OpenAiErrorBody),
+        (status = 400, description = "Invalid request: a value the schema does not allow, `tool_choice` naming a function not in `tools` (or `required` with no tools), tool call `arguments` that are not the JSON text of an object, or Ollama's refusal for the model (`think` or `reasoning_effort` for a model without thinking, tools for a model without tools, chat with an embedding model); `param` names the field", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
         (status = 404, description = "Model not found", body = OpenAiErrorBody),
@@ -92,7 +92,7 @@ pub async fn chat_completions(
     responses(
         (status = 200, description = "The completion; with `stream: true`, `text/event-stream` of `text_completion` chunks ending with `data: [DONE]`", body = Completion,
             content((Completion = "application/json"), (CompletionSseEvent = "text/event-stream"))),
-        (status = 400, description = "Invalid request", body = OpenAiErrorBody),
+        (status = 400, description = "Invalid request: a value the schema does not allow, or Ollama's refusal for the model (generate with an embedding model, `think` for a model without thinking); `param` names the field", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
         (status = 404, description = "Model not found", body = OpenAiErrorBody),
@@ -165,7 +165,7 @@ pub async fn completions(
     request_body = EmbeddingRequest,
     responses(
         (status = 200, description = "The embeddings", body = EmbeddingList),
-        (status = 400, description = "Invalid request", body = OpenAiErrorBody),
+        (status = 400, description = "Invalid request: a value the schema does not allow; `param` names the field", body = OpenAiErrorBody),
         (status = 401, description = "Missing or invalid API key", body = OpenAiErrorBody),
         (status = 403, description = "Model not allowed for this key", body = OpenAiErrorBody),
         (status = 404, description = "Model not found", body = OpenAiErrorBody),

@@ -204,3 +204,143 @@ async fn a_native_stream_that_ends_without_done_gets_an_error_line() {
             .collect::<Vec<_>>()
     );
 }
+
+/// A native body is checked against the schema the document gives it before it goes upstream:
+/// what the schema forbids is a 400 in Ollama's shape naming the field (Ollama 0.24 refuses
+/// these too, but only once a backend has taken the request).
+#[tokio::test]
+async fn native_bodies_the_document_forbids_are_refused_before_going_upstream() {
+    let env = Env::start().await;
+    let ask = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (
+            "/api/embed",
+            json!({"model": "all-minilm", "input": ["hi"], "keep_alive": {}}),
+            "keep_alive",
+        ),
+        (
+            "/api/embeddings",
+            json!({"model": "all-minilm", "prompt": "hi", "keep_alive": {}}),
+            "keep_alive",
+        ),
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "prompt": "hi", "stream": false, "keep_alive": {}}),
+            "keep_alive",
+        ),
+        (
+            "/api/show",
+            json!({"model": "llama3.2", "verbose": {}}),
+            "verbose",
+        ),
+        ("/api/show", json!({"verbose": true}), "body"),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": ask, "think": "extreme"}),
+            "think",
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "robot", "content": "hi"}]}),
+            "messages[0].role",
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": "",
+                "tool_calls": [{"function": {"index": 5_000_000_000_u64, "name": "f", "arguments": {}}}]}]}),
+            "messages[0].tool_calls[0].function.index",
+        ),
+        (
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "assistant", "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": "AAA"}}]}]}),
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        (
+            "/api/embed",
+            json!({"model": "all-minilm", "input": "hi", "dimensions": 2.5}),
+            "dimensions",
+        ),
+        // A name of spaces names nothing (Ollama: "model is required", or not found).
+        ("/api/chat", json!({"model": " ", "messages": ask}), "model"),
+        ("/api/show", json!({"name": ""}), "body"),
+        // Go's decoder would read this key as `keep_alive`.
+        (
+            "/api/generate",
+            json!({"model": "llama3.2", "prompt": "hi", "Keep_Alive": {}}),
+            "keep_alive",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, out) = env.post_json(path, &body).await;
+        assert_eq!(status, 400, "{path} {body}: {out}");
+        let message = out["error"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("{field}: ")),
+            "{path} {body}: {out}"
+        );
+        assert_eq!(
+            out.as_object().map(serde_json::Map::len),
+            Some(1),
+            "Ollama's shape: {out}"
+        );
+    }
+    assert_eq!(env.fake.request_count(), 0, "nothing went upstream");
+}
+
+/// What the document allows goes through, as sent: a load without `messages` (and Go's
+/// client's `null`s), the deprecated `name` on show, fields the document does not name. A
+/// number with a zero fraction where an integer is wanted (JSON Schema's integer, which Go's
+/// `int` refuses) reaches Ollama as that integer.
+#[tokio::test]
+async fn native_bodies_the_document_allows_go_through() {
+    let env = Env::start().await;
+    let (status, out) = env
+        .post_json(
+            "/api/chat",
+            &json!({"model": "llama3.2", "stream": false, "messages": null, "options": null}),
+        )
+        .await;
+    assert_eq!(
+        (status, out["done_reason"].clone()),
+        (200, json!("load")),
+        "{out}"
+    );
+    let (status, out) = env
+        .post_json("/api/chat", &json!({"model": "llama3.2", "stream": false}))
+        .await;
+    assert_eq!(
+        (status, out["done_reason"].clone()),
+        (200, json!("load")),
+        "{out}"
+    );
+    let (status, out) = env
+        .post_json("/api/show", &json!({"name": "llama3.2"}))
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let (status, out) = env
+        .post_json(
+            "/api/generate",
+            &json!({"model": "llama3.2", "prompt": "hi", "stream": false,
+                "context": [1, 2], "template": "{{ .Prompt }}"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let sent = env.last_upstream_body("/api/generate");
+    assert_eq!(
+        (&sent["context"], &sent["template"]),
+        (&json!([1, 2]), &json!("{{ .Prompt }}"))
+    );
+
+    let (status, out) = env
+        .post_json(
+            "/api/embed",
+            &json!({"model": "all-minilm", "input": "hi", "dimensions": 4.0, "keep_alive": 30.5}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["embeddings"][0].as_array().map(Vec::len), Some(4));
+    let sent = env.last_upstream_body("/api/embed");
+    assert!(sent["dimensions"].is_i64(), "{sent}");
+    assert_eq!(sent["keep_alive"], 30.5);
+}

@@ -161,6 +161,18 @@ async fn embeddings_as_floats_and_base64() {
             "{out}"
         );
     }
+
+    // The document allows up to 65536; more than the model has gets its whole vector (real
+    // Ollama 0.24 does not refuse it, and neither may the fake).
+    let (status, out) = env
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": "all-minilm", "input": "x", "dimensions": 65_535}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(env.last_upstream_body("/api/embed")["dimensions"], 65_535);
+    assert!(!out["data"][0]["embedding"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]

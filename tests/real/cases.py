@@ -27,6 +27,8 @@ CASES: dict[str, tuple[str, str, object]] = {
     "embed-batch": ("POST", "/api/embed", {"model": "tiny-embed", "input": ["hello world", "good day"]}),
     "embed-one": ("POST", "/api/embed", {"model": "tiny-embed", "input": "hello world"}),
     "embeddings-legacy": ("POST", "/api/embeddings", {"model": "tiny-embed", "prompt": "hello"}),
+    # More dimensions than the model has: its whole vector, no error.
+    "embed-dimensions-beyond-model": ("POST", "/api/embed", {"model": "tiny-embed", "input": "hello world", "dimensions": 65535}),
     "show-chat": ("POST", "/api/show", {"model": "tiny"}),
     "show-embed": ("POST", "/api/show", {"model": "tiny-embed"}),
     "tags": ("GET", "/api/tags", None),
@@ -41,6 +43,12 @@ CASES: dict[str, tuple[str, str, object]] = {
     "error-chat-messages-not-a-list": ("POST", "/api/chat", {"model": "tiny", "messages": "notalist"}),
     "error-chat-bad-json": ("POST", "/api/chat", "{bad json"),
     "error-chat-no-model": ("POST", "/api/chat", {"messages": MSG}),
+    # What Go's decoder refuses in a native body (the gateway refuses them first; the fake must
+    # still answer them as Ollama does).
+    "error-embed-dimensions-not-an-int": ("POST", "/api/embed", {"model": "tiny-embed", "input": "hi", "dimensions": 2.5}),
+    "error-embed-keep-alive-object": ("POST", "/api/embed", {"model": "tiny-embed", "input": "hi", "keep_alive": {}}),
+    "error-embeddings-keep-alive-array": ("POST", "/api/embeddings", {"model": "tiny-embed", "prompt": "hi", "keep_alive": [1]}),
+    "error-show-verbose-not-a-bool": ("POST", "/api/show", {"model": "tiny", "verbose": {}}),
     "v1-chat": ("POST", "/v1/chat/completions", {"model": "tiny", "messages": MSG, "seed": 42, "temperature": 0, "max_tokens": 4}),
     "v1-chat-stream": ("POST", "/v1/chat/completions", {"model": "tiny", "messages": MSG, "seed": 42, "temperature": 0, "stream": True, "max_tokens": 3}),
     "v1-models": ("GET", "/v1/models", None),

@@ -140,14 +140,32 @@ def test_a_body_only_ollama_refuses_is_refused_on_every_surface(direct, gateway)
         ("/api/show", {"model": "nope"}, 404),
         ("/api/chat", {"model": "tiny-embed", "messages": MESSAGES}, 400),
         ("/api/generate", {"model": "tiny-embed", "prompt": "hi"}, 400),
-        ("/api/chat", {"model": "tiny", "messages": "notalist"}, 400),
-        ("/api/chat", {"messages": MESSAGES}, 400),
     ],
 )
 def test_native_errors_are_ollamas_own(direct, gateway, path, body, status):
     ours = gateway.post(path, json=body)
     theirs = direct.post(path, json=body)
     assert ollama_error(ours, status) == ollama_error(theirs, status)
+    assert ours.headers["content-type"] == theirs.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"model": "tiny", "messages": "notalist"}, "messages"),
+        ({"messages": MESSAGES}, "model"),
+        ({"model": "tiny", "messages": MESSAGES, "keep_alive": {}}, "keep_alive"),
+        ({"model": "tiny", "messages": MESSAGES, "think": "extreme"}, "think"),
+    ],
+)
+def test_native_bodies_the_document_forbids_are_refused_as_ollama_would(direct, gateway, body, field):
+    # The gateway checks a native body against its documented schema before it goes upstream:
+    # Ollama refuses these too, with the same status and shape; the gateway's words name the
+    # field (Ollama's name its Go type, or nothing).
+    ours = gateway.post("/api/chat", json=body)
+    theirs = direct.post("/api/chat", json=body)
+    assert ollama_error(ours, 400).startswith(f"{field}: ")
+    ollama_error(theirs, 400)
     assert ours.headers["content-type"] == theirs.headers["content-type"]
 
 
