@@ -2,7 +2,7 @@
 """Two gateway binaries side by side: the same fake Ollama, the same fixed-rate load, interleaved
 rounds, so a change on the request path is measured against the path without it in one run.
 
-    python3 bench/ab.py OLD_BINARY NEW_BINARY [--rate 1000] [--seconds 4] [--rounds 3]
+    python3 bench/ab.py OLD_BINARY NEW_BINARY [--rate 1000] [--seconds 4] [--rounds 3] [--native]
 
 Each binary runs as a gateway (auth and limits on, as in production) in front of one release
 fake-ollama; `direct` (the fake itself) is the floor. Printed per target: P50 and P99 latency
@@ -30,6 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-ab-bench"
 BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 16})
+# The same request on the native surface (--native): /api/chat, passed through after its checks.
+NATIVE_BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hi"}], "stream": False,
+                          "options": {"num_predict": 16}})
 
 
 def free_port() -> int:
@@ -53,11 +56,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def oha(oha_bin: str, url: str, key: str | None, rate: int, seconds: float) -> dict:
+def oha(oha_bin: str, url: str, key: str | None, rate: int, seconds: float, body: str = BODY) -> dict:
     """A fixed-rate run against `url`, or against each URL of the file `@PATH` in turn."""
     cmd = [oha_bin, "--no-tui", "--output-format", "json", "-z", f"{seconds}s", "-c", "50",
            "-q", str(rate), "--latency-correction", "-m", "POST",
-           "-H", "content-type: application/json", "-d", BODY]
+           "-H", "content-type: application/json", "-d", body]
     if key:
         cmd += ["-H", f"authorization: Bearer {key}"]
     target = ["--urls-from-file", url[1:]] if url.startswith("@") else [url]
@@ -74,11 +77,13 @@ def main() -> None:
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--native", action="store_true", help="POST /api/chat instead of /v1/chat/completions")
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--oha", default=shutil.which("oha") or "/tmp/oha-root/bin/oha")
     parser.add_argument("--fake", default=str(ROOT / "target/release/fake-ollama"))
     opts = parser.parse_args()
+    route, body = ("/api/chat", NATIVE_BODY) if opts.native else ("/v1/chat/completions", BODY)
 
     work = Path(tempfile.mkdtemp(prefix="gateway-ab."))
     procs = []
@@ -102,20 +107,20 @@ def main() -> None:
             procs.append(proc)
             url = f"http://127.0.0.1:{port}"
             wait(f"{url}/health")
-            gateways[name] = (url + "/v1/chat/completions", proc.pid)
-        targets = {"direct": (f"{fake}/v1/chat/completions", None), **gateways}
+            gateways[name] = (url + route, proc.pid)
+        targets = {"direct": (f"{fake}{route}", None), **gateways}
         results: dict[str, list[dict]] = {name: [] for name in targets}
         names = list(targets)
         for turn in range(opts.rounds):
             for name in names[turn % 3:] + names[:turn % 3]:
                 url, pid = targets[name]
                 cpu0 = cpu_seconds(pid) if pid else 0.0
-                run = oha(opts.oha, url, KEY if pid else None, opts.rate, opts.seconds)
+                run = oha(opts.oha, url, KEY if pid else None, opts.rate, opts.seconds, body)
                 if pid:
                     run["cpu_us"] = (cpu_seconds(pid) - cpu0) * 1e6 / max(run["answered"], 1)
                 results[name].append(run)
         med = lambda name, key: statistics.median(r[key] for r in results[name])  # noqa: E731
-        print(f"fixed rate {opts.rate} req/s, {opts.rounds} interleaved rounds of {opts.seconds} s")
+        print(f"POST {route}, fixed rate {opts.rate} req/s, {opts.rounds} interleaved rounds of {opts.seconds} s")
         print(f"{'target':8} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/req':>11} {'ok/answered':>12}")
         for name in targets:
             cpu = f"{med(name, 'cpu_us'):11.1f}" if name != "direct" else f"{'-':>11}"
@@ -135,7 +140,7 @@ def main() -> None:
         for name in ("old", "new"):
             answered = sum(r["answered"] for r in results[name])
             with sqlite3.connect(work / f"{name}.db") as db:
-                recorded = db.execute("SELECT COUNT(*) FROM usage WHERE route = '/v1/chat/completions'").fetchone()[0]
+                recorded = db.execute("SELECT COUNT(*) FROM usage WHERE route = ?", (route,)).fetchone()[0]
             print(f"usage records of {name}: {recorded} for {answered} requests answered")
     finally:
         for proc in procs:
