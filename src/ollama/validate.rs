@@ -48,10 +48,11 @@ pub struct BodySchema {
     patterns: HashMap<String, Regex>,
 }
 
-/// One step of the path to a value in a body.
-#[derive(Clone, Debug)]
-enum Step {
-    Key(String),
+/// One step of the path to a value in a body (borrowed from the body or its schema: the path
+/// is only written out for a refusal, so walking a body allocates nothing for it).
+#[derive(Clone, Copy, Debug)]
+enum Step<'a> {
+    Key(&'a str),
     Index(usize),
 }
 
@@ -109,11 +110,11 @@ impl BodySchema {
             .unwrap_or(&ANY)
     }
 
-    fn validate(
-        &self,
-        schema: &Value,
-        value: &Value,
-        path: &mut Vec<Step>,
+    fn validate<'a>(
+        &'a self,
+        schema: &'a Value,
+        value: &'a Value,
+        path: &mut Vec<Step<'a>>,
     ) -> Result<Rewrites, Refusal> {
         let schema = match schema {
             Value::Object(schema) => schema,
@@ -188,11 +189,11 @@ impl BodySchema {
     }
 
     /// `properties`, `required` and `additionalProperties` of an object.
-    fn check_object(
-        &self,
-        schema: &Map<String, Value>,
-        fields: &Map<String, Value>,
-        path: &mut Vec<Step>,
+    fn check_object<'a>(
+        &'a self,
+        schema: &'a Map<String, Value>,
+        fields: &'a Map<String, Value>,
+        path: &mut Vec<Step<'a>>,
     ) -> Result<Rewrites, Refusal> {
         if !["properties", "required", "additionalProperties"]
             .iter()
@@ -201,18 +202,18 @@ impl BodySchema {
             return Ok(Vec::new());
         }
         let properties = schema.get("properties").and_then(Value::as_object);
-        let names: Vec<&str> = properties
-            .map(|p| p.keys().map(String::as_str).collect())
-            .unwrap_or_default();
         let mut rewrites = Vec::new();
         for (key, field) in fields {
-            path.push(Step::Key(key.clone()));
+            path.push(Step::Key(key));
             let checked = match properties.and_then(|p| p.get(key)) {
                 Some(field_schema) => self.validate(field_schema, field, path),
-                None => match fold::variant_of(key, &names) {
+                // Not a documented name: another spelling of one (Go's case folding)?
+                None => match properties
+                    .and_then(|p| p.keys().find(|name| fold::go_matches(key, name)))
+                {
                     Some(name) => {
                         path.pop();
-                        path.push(Step::Key(name.to_owned()));
+                        path.push(Step::Key(name));
                         Err(fold::variant_refusal(&display(path), key, name))
                     }
                     None => match schema.get("additionalProperties") {
@@ -232,7 +233,7 @@ impl BodySchema {
             .filter_map(Value::as_str)
         {
             if !fields.contains_key(name) {
-                path.push(Step::Key(name.to_owned()));
+                path.push(Step::Key(name));
                 let missing = refusal(path, "is required".into());
                 path.pop();
                 return Err(missing);
@@ -242,20 +243,25 @@ impl BodySchema {
     }
 
     /// `oneOf` (exactly one branch holds) or `anyOf` (at least one does).
-    fn one_of(
-        &self,
-        schema: &Map<String, Value>,
-        branches: &[Value],
+    fn one_of<'a>(
+        &'a self,
+        schema: &'a Map<String, Value>,
+        branches: &'a [Value],
         exactly_one: bool,
-        value: &Value,
-        path: &mut Vec<Step>,
+        value: &'a Value,
+        path: &mut Vec<Step<'a>>,
     ) -> Result<Rewrites, Refusal> {
         let mut held = Vec::new();
         let mut refusals = Vec::new();
         for branch in branches {
+            // A branch that cannot take this value's type would refuse it; skipping it spares
+            // writing a refusal nobody reads (an optional field's `null` branch, every time).
+            if !self.admits(branch, value) {
+                continue;
+            }
             match self.validate(branch, value, path) {
                 Ok(rewrites) => held.push(rewrites),
-                Err(refused) => refusals.push((branch, refused)),
+                Err(refused) => refusals.push(refused),
             }
             if !exactly_one && !held.is_empty() {
                 break;
@@ -266,11 +272,9 @@ impl BodySchema {
             0 => {
                 // An object or array that only one branch could be: that branch's own refusal
                 // names the field inside that is wrong.
-                let mut admitting = refusals
-                    .into_iter()
-                    .filter(|(branch, _)| self.admits(branch, value));
+                let mut admitting = refusals.into_iter();
                 match (admitting.next(), admitting.next()) {
-                    (Some((_, inner)), None) if value.is_object() || value.is_array() => Err(inner),
+                    (Some(inner), None) if value.is_object() || value.is_array() => Err(inner),
                     _ => Err(self.mismatch(schema, value, path)),
                 }
             }

@@ -99,10 +99,16 @@ test('Chromium streams a chat completion over HTTP/2 from the HTTPS gateway', as
             // When each piece arrived, and how many content deltas it held.
             reads.push({ at: performance.now() - started, deltas: (chunk.match(/"content":"/g) || []).length });
         }
-        const entry = performance
-            .getEntriesByType('resource')
-            .filter((e) => e.name.endsWith('/v1/chat/completions'))
-            .pop();
+        // The fetch's resource timing entry is queued when the response ends, which may be a
+        // moment after the last read: wait for it (up to 2 s) rather than read it too early.
+        let entry;
+        for (let tries = 0; tries < 100 && !entry; tries++) {
+            entry = performance
+                .getEntriesByType('resource')
+                .filter((e) => e.name.endsWith('/v1/chat/completions'))
+                .pop();
+            if (!entry) await new Promise((resolve) => setTimeout(resolve, 20));
+        }
         return {
             status: response.status,
             contentType: response.headers.get('content-type'),
