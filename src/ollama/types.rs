@@ -111,7 +111,7 @@ pub struct ToolCallFunction {
         default,
         deserialize_with = "crate::openai::types::object_or_text_value"
     )]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub arguments: Value,
 }
 
@@ -307,7 +307,11 @@ mod tests {
         let text = Value::String("{\"city\":\"Paris\"}".into());
         assert_eq!(parse(text.clone()), Some(text));
         assert_eq!(parse(serde_json::json!([1, 2])), None);
-        assert_eq!(parse(Value::Null), None);
+        assert_eq!(
+            parse(Value::Null),
+            Some(serde_json::json!({})),
+            "Go's nil map: no arguments"
+        );
         assert_eq!(parse(serde_json::json!(7)), None);
     }
 

@@ -74,14 +74,16 @@ where
 }
 
 /// `deserialize_with` for a tool call's arguments: an object, or the JSON text of one (what
-/// some models' tool parsers hand back through Ollama, read as an object later); anything else
-/// is refused.
+/// some models' tool parsers hand back through Ollama, read as an object later), or `null`
+/// (what Go writes for a call without arguments; Ollama takes it), read as no arguments, `{}`.
+/// Anything else is refused.
 pub fn object_or_text_value<'de, D>(deserializer: D) -> Result<Value, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
     match Value::deserialize(deserializer)? {
         value @ (Value::Object(_) | Value::String(_)) => Ok(value),
+        Value::Null => Ok(Value::Object(serde_json::Map::new())),
         _ => Err(serde::de::Error::custom(
             "expected an object (or the JSON text of one)",
         )),

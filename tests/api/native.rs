@@ -1,6 +1,6 @@
 //! Native `/api/*` passthrough.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -318,6 +318,19 @@ async fn native_bodies_the_document_allows_go_through() {
         .post_json("/api/show", &json!({"name": "llama3.2"}))
         .await;
     assert_eq!(status, 200, "{out}");
+    // A tool call without arguments, as Go writes a nil map: Ollama takes it, and so do we.
+    let replayed = json!({"model": "llama3.2", "stream": false, "messages": [
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "now", "arguments": null}}]},
+        {"role": "tool", "content": "12:00", "tool_name": "now"}]});
+    let (status, out) = env.post_json("/api/chat", &replayed).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        env.last_upstream_body("/api/chat")["messages"][1]["tool_calls"][0]["function"]["arguments"],
+        Value::Null,
+        "forwarded as sent"
+    );
     let (status, out) = env
         .post_json(
             "/api/generate",
